@@ -1,0 +1,5 @@
+"""LLM policies for idagym environments (installed as `idagym.agents`)."""
+
+from idagym.agents.base import Policy
+
+__all__ = ["Policy"]
