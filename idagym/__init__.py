@@ -2,7 +2,15 @@
 
 import gymnasium as gym
 
-from idagym.core import AnyText, DigitalEnv, EnvFailure, Evaluation, idagym_env_ids, register_env, truncate_text
+from idagym.core import (
+    AnyText,
+    DigitalEnv,
+    EnvFailure,
+    Evaluation,
+    idagym_env_ids,
+    register_env,
+    truncate_text,
+)
 
 __all__ = [
     "AnyText",

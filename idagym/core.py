@@ -8,7 +8,6 @@ every environment behaves identically towards collectors, wrappers and trainers.
 
 from __future__ import annotations
 
-import inspect
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +101,8 @@ class DigitalEnv(gym.Env[str, str]):
             raise ValueError(f"reward_mode must be 'fraction' or 'binary', got {reward_mode!r}")
         if max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {max_turns}")
+        if missing := missing_hooks(type(self)):
+            raise TypeError(f"{type(self).__name__} does not implement {', '.join(missing)}: add these methods")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.split = split
@@ -223,6 +224,14 @@ class DigitalEnv(gym.Env[str, str]):
         return obs
 
 
+REQUIRED_HOOKS = ("task_ids", "open_task", "execute", "task_completed", "evaluate")
+
+
+def missing_hooks(cls: type) -> list[str]:
+    """Required hooks that `cls` leaves unimplemented (gym.Env is no ABC, so check by hand)."""
+    return [name for name in REQUIRED_HOOKS if getattr(cls, name) is getattr(DigitalEnv, name)]
+
+
 def register_env(env_id: str, entry_point: type[DigitalEnv] | str, **kwargs: Any) -> None:
     """Register a digital environment under the Gymnasium registry (`gymnasium.make(env_id)`).
 
@@ -234,8 +243,7 @@ def register_env(env_id: str, entry_point: type[DigitalEnv] | str, **kwargs: Any
     if isinstance(entry_point, type):
         if not issubclass(entry_point, DigitalEnv):
             raise TypeError(f"{entry_point.__name__} must subclass idagym.DigitalEnv to be registered with idagym")
-        missing = sorted(getattr(entry_point, "__abstractmethods__", ()))
-        if inspect.isabstract(entry_point) and missing:
+        if missing := missing_hooks(entry_point):
             raise TypeError(f"{entry_point.__name__} does not implement {', '.join(missing)}: add these methods")
     gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs)
 
