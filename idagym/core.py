@@ -71,7 +71,9 @@ def truncate_text(text: str, max_chars: int) -> str:
     if max_chars <= 0 or len(text) <= max_chars:
         return text
     marker = f"\n... [output truncated: {len(text) - max_chars} of {len(text)} characters cut] ...\n"
-    keep = max(max_chars - len(marker), 0)
+    if len(marker) >= max_chars:  # no room for the marker: a plain cut still honours max_chars
+        return text[:max_chars]
+    keep = max_chars - len(marker)
     head = keep * 2 // 3
     return text[:head] + marker + text[len(text) - (keep - head) :]
 
