@@ -30,6 +30,8 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # like `python -m`: user env modules in the current folder import by name
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

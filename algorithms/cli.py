@@ -1,0 +1,127 @@
+"""`idagym train` and `idagym compare`.
+
+  idagym train                               the main job: LOOP, SmolLM2-135M + LoRA, built-in AppWorld tasks
+  idagym train CONFIG.yaml [key=value ...]   any algorithm / model / environment
+  idagym train --resume RUN_DIR [key=value]  continue a run (after a crash or kill, or to extend it)
+  idagym compare RUN... [--out FILE.png]     success and reward vs iteration, one line per run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the `train` and `compare` verbs."""
+    train = subparsers.add_parser("train", help="train an agent with RL (LOOP, GRPO, RLOO, PPO)",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]",
+                       help="a YAML config (examples/configs/) and/or dot-list overrides such as train.iterations=5")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    train.set_defaults(func=train_main)
+    compare = subparsers.add_parser("compare", help="plot success and reward vs iteration for several runs")
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    compare.add_argument("--out", default="compare.png", help="output image (default: compare.png)")
+    compare.set_defaults(func=compare_main)
+
+
+def _split_items(items: list[str]) -> tuple[str | None, list[str]]:
+    config = [i for i in items if "=" not in i]
+    if len(config) > 1:
+        raise ValueError(f"give at most one config file, got {', '.join(config)}")
+    return (config[0] if config else None), [i for i in items if "=" in i]
+
+
+def train_main(args: argparse.Namespace) -> int:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads must not spin on shared cores
+    from idagym.config import ConfigError, load_config, to_yaml
+    from idagym.run import Run
+
+    try:
+        path, overrides = _split_items(args.items)
+        if args.resume:
+            if path is not None:
+                raise ConfigError("--resume takes its config from RUN_DIR/config.yaml: give only key=value overrides")
+            run = Run(args.resume)
+            if not run.config_path.exists():
+                raise ConfigError(f"{args.resume} is not a run folder (no config.yaml)")
+            cfg = load_config(run.config_path, overrides)
+        else:
+            cfg = load_config(path, overrides)
+            run = Run.create(cfg.train.run_dir, cfg.algorithm.name)
+    except (ConfigError, ValueError, FileExistsError) as err:
+        print(f"idagym train: error: {err}", file=sys.stderr)
+        return 2
+
+    import torch
+
+    from idagym.algorithms.trainer import build
+
+    torch.set_num_threads(cfg.train.threads)
+    run.write_config(to_yaml(cfg))
+    t0 = time.time()
+    print(f"run folder: {run.root}  (algorithm {cfg.algorithm.name}, model {cfg.model.name}, env {cfg.train.env})", flush=True)
+    trainer, collector = build(cfg, run)
+    try:
+        state = run.load_checkpoint() if args.resume else None
+        if state is not None:
+            trainer.load_state_dict(state)
+            print(f"resumed at iteration {trainer.iteration} of {cfg.train.iterations}", flush=True)
+        run.rewind(trainer.iteration)  # drop records of iterations the checkpoint does not hold
+        run.tensorboard(purge_step=trainer.iteration)
+        result = trainer.train()
+        trainer.save_model(run.root / "model")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: continue with  idagym train --resume {run.root}", file=sys.stderr)
+        return 130
+    finally:
+        collector.close()
+        run.close()
+    minutes = (time.time() - t0) / 60
+    before, after = result["before"], result["after"]
+    if before or after:
+        fmt = lambda e: "n/a" if e is None else f"{e['success_rate']:.3f} ({e['episodes']} episodes)"  # noqa: E731
+        print(f"success on {cfg.train.eval_split}: before {fmt(before)} -> after {fmt(after)}")
+    print(f"done in {minutes:.1f} min. Results in {run.root}/: metrics.jsonl, eval.jsonl, curves.png, "
+          f"trajectories.jsonl, tb/ (tensorboard --logdir {run.root}/tb), checkpoint.pt, model/")
+    return 0
+
+
+def compare_main(args: argparse.Namespace) -> int:
+    from idagym.run import Run
+
+    runs = []
+    for folder in args.runs:
+        run = Run.__new__(Run)
+        run.root = Path(folder)
+        if not run.metrics_path.exists():
+            print(f"idagym compare: error: {folder} has no metrics.jsonl", file=sys.stderr)
+            return 2
+        rows = run.metrics()
+        name = rows[0].get("algorithm", run.root.name) if rows else run.root.name
+        runs.append((name, run.root.name, rows))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    names = [n for n, _, _ in runs]
+    for name, folder, rows in runs:
+        label = name if names.count(name) == 1 else f"{name} ({folder})"
+        its = [r["iteration"] for r in rows]
+        axes[0].plot(its, [r["success_rate"] for r in rows], label=label)
+        axes[1].plot(its, [r["reward_mean"] for r in rows], label=label)
+    for ax, title in zip(axes, ["success rate", "mean reward"], strict=True):
+        ax.set_title(title)
+        ax.set_xlabel("iteration")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=100)
+    print(f"wrote {args.out}")
+    return 0

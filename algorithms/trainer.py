@@ -1,0 +1,319 @@
+"""The one trainer every algorithm shares (it never asks which algorithm it runs).
+
+  for iteration:  collect K rollouts of B tasks  ->  algorithm.compute_advantages
+                  -> epochs x shuffled minibatches: forward, algorithm.loss, backward, clip, step
+                  -> log, evaluate now and then, checkpoint
+
+What an algorithm needs besides advantages and a loss it declares: `needs_critic` (a value head
+on the last hidden state, old values filled in before advantages) and `needs_reference`
+(log-probs under the initial policy; with LoRA that is the base model with the adapter off).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tianshou.data import Batch
+from torch import nn
+
+from idagym.algorithms import functional as F
+from idagym.algorithms.base import ModelOutputs, ValueHead, make_algorithm
+from idagym.buffer import RolloutBuffer, Trajectory
+from idagym.config import Config, to_yaml
+from idagym.run import Run
+
+
+class Collector(Protocol):
+    def collect(self, task_ids: list[str], group_size: int, seed: int) -> list[Trajectory]: ...
+
+
+def _seed_for(*parts: int) -> int:
+    """A per-(seed, iteration, purpose) seed, so a resumed run draws what the killed one would have."""
+    return int(np.random.default_rng(list(parts)).integers(2**31 - 1))
+
+
+def _is_peft(model: nn.Module) -> bool:
+    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
+
+
+class Trainer:
+    """Trains `model` (the policy's model) with the configured algorithm on trajectories from `collector`."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        model: nn.Module,
+        collector: Collector,
+        train_tasks: list[str],
+        eval_tasks: list[str] | None = None,
+        *,
+        pad_token_id: int = 0,
+        run: Run | None = None,
+        log: Callable[[str], None] = print,
+    ):
+        self.cfg, self.model, self.collector, self.run, self.log = cfg, model, collector, run, log
+        self.train_tasks, self.eval_tasks = list(train_tasks), list(eval_tasks or [])
+        self.pad_token_id = pad_token_id
+        self.algo = make_algorithm(cfg.algorithm)
+        self.epochs = cfg.train.epochs or self.algo.epochs_default
+        self.temperature = cfg.policy.temperature or 1.0
+        self.critic: ValueHead | None = None
+        if self.algo.needs_critic:
+            hidden = model.config.hidden_size
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.train.seed)
+                self.critic = ValueHead(hidden, cfg.algorithm.critic_width, cfg.algorithm.critic_layers)
+        # without LoRA the reference is a frozen copy of the initial weights (cheap only for small models)
+        self.reference: nn.Module | None = None
+        if self.algo.needs_reference and not _is_peft(model):
+            self.reference = copy.deepcopy(model).requires_grad_(False)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        groups: list[dict[str, Any]] = [{"params": self.params}]
+        if self.critic is not None:
+            groups.append({"params": list(self.critic.parameters()), "lr": cfg.train.critic_lr or cfg.train.lr})
+        self.optimizer = torch.optim.AdamW(
+            groups, lr=cfg.train.lr, betas=tuple(cfg.train.adam_betas), weight_decay=cfg.train.weight_decay
+        )
+        self.iteration = 0  # next iteration to run
+
+    # ---- the model pass ---------------------------------------------------------------------------
+    def forward(self, mb: Batch, model: nn.Module | None = None) -> ModelOutputs:
+        """Log-probs (at the sampling temperature) and entropy of the generated tokens, values if a critic.
+
+        Logits are computed only where a generated token is predicted (`logits_to_keep` mask), so the
+        [N, T, vocab] tensor of a plain LM step is never built; same scoring rule as
+        `agents.scoring.token_logprobs`.
+        """
+        model = model or self.model
+        ids, mask = mb.input_ids, mb.loss_mask
+        keep = torch.zeros_like(mask, dtype=torch.bool)
+        keep[:, :-1] = mask[:, 1:] > 0  # logits at t-1 score token t
+        out = model(
+            input_ids=ids,
+            attention_mask=mb.attention_mask,
+            logits_to_keep=keep,
+            output_hidden_states=self.critic is not None,
+            use_cache=False,
+        )
+        logp_all = torch.log_softmax(out.logits.float() / self.temperature, dim=-1)  # [num_generated, V]
+        targets = ids[:, 1:][keep[:, :-1]]
+        logprobs = torch.zeros(mask.shape, dtype=torch.float32)
+        logprobs[:, 1:][keep[:, :-1]] = logp_all.gather(-1, targets[:, None]).squeeze(-1)
+        # the entropy keeps its graph only when a bonus is trained on (it costs a [generated, V] tensor)
+        ent_fn = torch.enable_grad if self.cfg.train.entropy_coef > 0 and torch.is_grad_enabled() else torch.no_grad
+        with ent_fn():
+            entropy = torch.zeros(mask.shape, dtype=torch.float32)
+            entropy[:, 1:][keep[:, :-1]] = -(logp_all.exp() * logp_all).sum(-1)
+        values = self.critic(out.hidden_states[-1]) * mask if self.critic is not None else None
+        return ModelOutputs(logprobs=logprobs * mask, entropy=entropy, values=values)
+
+    @torch.no_grad()
+    def _prepare(self, batch: Batch) -> Batch:
+        """Fill what the algorithm declared it needs (old values, reference log-probs), in chunks."""
+        size = self.cfg.train.minibatch_size
+        if self.critic is not None:
+            batch.old_values = torch.cat([self.forward(mb).values for mb in _chunks(batch, size)])
+        if self.algo.needs_reference:
+            ref = []
+            for mb in _chunks(batch, size):
+                if self.reference is not None:
+                    ref.append(self.forward(mb, self.reference).logprobs)
+                else:
+                    with self.model.disable_adapter():  # LoRA: the base model is the reference
+                        ref.append(self.forward(mb).logprobs)
+            batch.ref_logprobs = torch.cat(ref)
+        return batch
+
+    # ---- one update -------------------------------------------------------------------------------
+    def update(self, trajectories: list[Trajectory], iteration: int = 0) -> dict[str, float]:
+        """Advantages, then epochs x minibatches of loss / clip / step. Returns averaged metrics."""
+        batch = self._prepare(RolloutBuffer(trajectories).to_batch(self.pad_token_id))
+        batch = self.algo.compute_advantages(batch)
+        stats: dict[str, list[float]] = defaultdict(list)
+        counts = {"steps": 0, "skipped_steps": 0, "trained_trajectories": len(batch)}
+        if "returns" in batch.keys():
+            counts["explained_variance"] = float(F.explained_variance(batch.old_values, batch.returns, batch.loss_mask))
+        gen = torch.Generator().manual_seed(_seed_for(self.cfg.train.seed, iteration, 1))
+        stop = False
+        for _ in range(self.epochs if len(batch) else 0):
+            for mb in RolloutBuffer.minibatches(batch, self.cfg.train.minibatch_size, gen):
+                # nothing to learn: stepping Adam on zero gradients still moves weights
+                if not bool((mb.advantages * mb.loss_mask).abs().sum() > 0):
+                    counts["skipped_steps"] += 1
+                    continue
+                out = self.forward(mb)
+                loss, metrics = self.algo.loss(out, mb)
+                entropy = F.masked_mean(out.entropy, mb.loss_mask)
+                if self.cfg.train.entropy_coef > 0:
+                    loss = loss - self.cfg.train.entropy_coef * entropy
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                clip = self.cfg.train.grad_clip or math.inf
+                grad_norm = nn.utils.clip_grad_norm_(self._all_params(), clip)
+                self.optimizer.step()
+                kl = F.approx_kl(out.logprobs.detach(), mb.old_logprobs, mb.loss_mask).item()
+                for key, value in {**metrics, "loss": loss.item(), "entropy": entropy.item(), "approx_kl": kl,
+                                   "grad_norm": float(grad_norm)}.items():
+                    stats[key].append(value)
+                counts["steps"] += 1
+                if self.cfg.train.kl_threshold is not None and kl > self.cfg.train.kl_threshold:
+                    stop = True  # the policy moved too far from the data: stop this iteration
+                    break
+            if stop:
+                break
+        counts["kl_early_stop"] = int(stop)
+        return {**{k: float(np.mean(v)) for k, v in stats.items()}, **counts}
+
+    def _all_params(self) -> list[nn.Parameter]:
+        return self.params + (list(self.critic.parameters()) if self.critic is not None else [])
+
+    # ---- evaluation -------------------------------------------------------------------------------
+    def evaluate(self, completed: int, phase: str) -> dict[str, Any] | None:
+        """Success on the eval tasks (episodes drawn with their own seeds); logged to eval.jsonl."""
+        if not self.eval_tasks:
+            return None
+        if self.run is not None:
+            done = [e for e in self.run.evals() if e.get("iteration") == completed and e.get("phase") == phase]
+            if done:
+                return done[-1]  # done before a kill: never twice
+        tcfg = self.cfg.train
+        tasks = self.eval_tasks[: tcfg.eval_tasks] if tcfg.eval_tasks else self.eval_tasks
+        t0 = time.time()
+        trajs = self.collector.collect(tasks, tcfg.eval_episodes_per_task, _seed_for(tcfg.seed, completed, 2))
+        row = {"iteration": completed, "phase": phase, "split": tcfg.eval_split, "episodes": len(trajs),
+               "success_rate": float(np.mean([t.success for t in trajs])),
+               "reward_mean": float(np.mean([t.reward for t in trajs])), "seconds": round(time.time() - t0, 2)}
+        if self.run is not None:
+            self.run.log_eval(row)
+        self.log(f"eval ({phase}, {completed} iterations): success {row['success_rate']:.3f} on {len(trajs)} episodes")
+        return row
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        trainable = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+        return {
+            "next_iteration": self.iteration,
+            "trainable": trainable,
+            "critic": self.critic.state_dict() if self.critic is not None else None,
+            # a full-weights reference is the *initial* policy: a resumed run must not re-copy it
+            "reference": self.reference.state_dict() if self.reference is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+            "config": to_yaml(self.cfg),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        named = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in state["trainable"].items():
+                named[name].copy_(value)
+        if self.critic is not None and state.get("critic") is not None:
+            self.critic.load_state_dict(state["critic"])
+        if self.reference is not None and state.get("reference") is not None:
+            self.reference.load_state_dict(state["reference"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.iteration = int(state["next_iteration"])
+
+    def save_model(self, folder: Any) -> None:
+        """The trained model for later use: the LoRA adapter, or all weights (plus the value head)."""
+        self.model.save_pretrained(str(folder))
+        if self.critic is not None:
+            torch.save(self.critic.state_dict(), f"{folder}/value_head.pt")
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    def train(self) -> dict[str, Any]:
+        """Run (or continue) the configured iterations; returns the before/after evaluations."""
+        tcfg = self.cfg.train
+        total = tcfg.iterations
+        before = self.evaluate(0, "before") if tcfg.eval_before and self.iteration == 0 else None
+        bar = _progress(range(self.iteration, total), tcfg.progress, total=total, initial=self.iteration)
+        for it in bar:
+            row = self.step(it)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(reward=f"{row['reward_mean']:.2f}", success=f"{row['success_rate']:.2f}",
+                                kl=f"{row.get('approx_kl', 0):.3f}")
+            if tcfg.eval_every and (it + 1) % tcfg.eval_every == 0 and it + 1 < total:
+                self.evaluate(it + 1, "during")
+            self.iteration = it + 1
+            if self.run is not None and ((it + 1) % tcfg.save_every == 0 or it + 1 == total):
+                self.run.save_checkpoint(self.state_dict())
+        after = self.evaluate(total, "after")
+        if self.run is not None:
+            self.run.plot()
+        return {"before": before, "after": after}
+
+    def step(self, it: int) -> dict[str, Any]:
+        """One iteration: collect, update, log. Returns the metrics row."""
+        tcfg = self.cfg.train
+        rng = np.random.default_rng([tcfg.seed, it, 0])
+        k = min(tcfg.tasks_per_iteration, len(self.train_tasks))
+        tasks = [self.train_tasks[i] for i in rng.choice(len(self.train_tasks), size=k, replace=False)]
+        t0 = time.time()
+        trajs = self.collector.collect(tasks, self.cfg.collector.group_size, _seed_for(tcfg.seed, it, 0))
+        t_collect = time.time() - t0
+        for traj in trajs:
+            traj.info["iteration"] = it
+        generated = sum(t.num_generated for t in trajs)
+        t1 = time.time()
+        metrics = self.update(trajs, it)
+        t_update = time.time() - t1
+        row = {"iteration": it, "algorithm": self.algo.name,
+               "reward_mean": float(np.mean([t.reward for t in trajs])),
+               "success_rate": float(np.mean([t.success for t in trajs])),
+               "trajectories": len(trajs), "generated_tokens": generated,
+               "tokens_per_s": generated / max(t_collect, 1e-9), "collect_s": round(t_collect, 3),
+               "update_s": round(t_update, 3), **metrics}
+        if self.run is not None:
+            if tcfg.save_trajectories:
+                self.run.append_trajectories(trajs)
+            self.run.log_metrics(row)
+        return row
+
+
+def _chunks(batch: Batch, size: int) -> Iterable[Batch]:
+    for start in range(0, len(batch), size):
+        yield batch[start : start + size]
+
+
+def _progress(it: Iterable[int], enabled: bool, **kwargs: Any) -> Any:
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc="train", unit="it", dynamic_ncols=True, **kwargs)
+
+
+def build(cfg: Config, run: Run | None = None, log: Callable[[str], None] = print) -> tuple[Trainer, Any]:
+    """Model, policy, collector and trainer from a config. Returns (trainer, collector); close the collector."""
+    import gymnasium as gym
+
+    from idagym.agents.hf_policy import TransformersPolicy
+    from idagym.collector import Collector as EnvCollector
+
+    torch.set_num_threads(cfg.train.threads)
+    random.seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed)
+    torch.manual_seed(cfg.train.seed)
+    env_kwargs = dict(cfg.collector.env_kwargs)
+    probe = gym.make(cfg.train.env, **env_kwargs)
+    try:
+        policy = TransformersPolicy.from_config(cfg.model, cfg.policy, env=probe)
+        train_tasks = probe.unwrapped.task_ids(cfg.train.split)
+        eval_tasks = probe.unwrapped.task_ids(cfg.train.eval_split) if cfg.train.eval_split else []
+    finally:
+        probe.close()
+    collector = EnvCollector(cfg.train.env, policy, cfg.collector.num_envs, env_kwargs,
+                             progress=cfg.train.progress and cfg.collector.progress)
+    trainer = Trainer(cfg, policy.model, collector, train_tasks, eval_tasks, pad_token_id=policy.pad_id, run=run, log=log)
+    return trainer, collector
