@@ -14,19 +14,9 @@ from gymnasium.utils.env_checker import check_env
 
 import idagym
 from idagym.appworld_env import AppWorldEnv
-from idagym.tasks import ground_truth_code, load_split, suite_root
+from idagym.tasks import ground_truth_code
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-@pytest.fixture(scope="module")
-def root() -> str:
-    return str(suite_root())
-
-
-@pytest.fixture(scope="module")
-def task_id(root: str) -> str:
-    return load_split("train", root=root)[0]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import time
 import pytest
 
 from idagym.appworld_env import AppWorldEnv
-from idagym.tasks import load_split, suite_root
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -34,16 +33,6 @@ def _gone(pid: int, within_s: float = 10.0) -> bool:
             return True
         time.sleep(0.1)
     return False
-
-
-@pytest.fixture(scope="module")
-def root() -> str:
-    return str(suite_root())
-
-
-@pytest.fixture(scope="module")
-def task_id(root: str) -> str:
-    return load_split("train", root=root)[0]
 
 
 @pytest.fixture(scope="module")

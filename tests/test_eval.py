@@ -58,18 +58,8 @@ def test_cli_eval_missing_model_is_one_line(capsys):
     assert rc == 2 and err.count("\n") == 1 and "/no/such/model" in err
 
 
-def _appworld_ready() -> bool:
-    try:
-        from idagym.tasks import load_split, suite_root
-
-        return bool(load_split("dev", root=suite_root(build=False)))  # never build at collection time
-    except Exception:
-        return False
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _appworld_ready(), reason="the offline AppWorld task suite is not built")
-def test_appworld_dev_scripted_solves_all_and_null_solves_none():
+def test_appworld_dev_scripted_solves_all_and_null_solves_none(root):
     env_kwargs = {"max_turns": 5}
     good = evaluate("idagym/AppWorld-v0", lambda env: ScriptedPolicy(env.unwrapped.solution), "dev",
                     num_envs=2, env_kwargs=env_kwargs, progress=False)
