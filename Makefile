@@ -21,7 +21,7 @@ $(VENV)/.ready: pyproject.toml
 train: setup
 	$(BIN)/idagym train
 
-test: setup
+test: setup lint
 	$(BIN)/pytest -m "slow or not slow"
 
 test-fast: setup

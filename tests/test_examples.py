@@ -3,6 +3,8 @@ and the custom bank env trained by the framework's own trainer."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,18 +60,16 @@ def test_tianshou_dqn_beats_random_on_the_bank():
 
 
 @pytest.mark.slow
-def test_bank_trains_with_loop_and_the_tiny_word_model():
-    # the framework's own trainer (what `idagym train` runs), on the example config
-    from idagym.algorithms.trainer import build
-    from idagym.config import load_config
-
-    cfg = load_config(ROOT / "examples/custom_env/bank_loop.yaml",
-                      ["train.env=mybank/Bank-v0", "train.eval_every=0",
-                       "train.progress=false"])
-    trainer, collector = build(cfg, run=None, log=lambda line: None)
-    try:
-        result = trainer.train()
-    finally:
-        collector.close()
-    before, after = result["before"]["success_rate"], result["after"]["success_rate"]
+def test_bank_trains_and_evaluates_through_the_cli(tmp_path):
+    # what the README tells a user to run, from the repository root
+    run_dir, report = tmp_path / "bank", tmp_path / "report.json"
+    env_id = "examples.custom_env.bank_env:mybank/Bank-v0"
+    idagym = [sys.executable, "-m", "idagym.cli"]
+    subprocess.run([*idagym, "train", "examples/custom_env/bank_loop.yaml", f"env={env_id}",
+                    f"run_dir={run_dir}", "eval_every=0", "progress=false"], cwd=ROOT, check=True, timeout=600)
+    evals = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()]
+    before, after = evals[0]["success_rate"], evals[-1]["success_rate"]
     assert before < 0.1 and after >= 0.8, (before, after)
+    subprocess.run([*idagym, "eval", "--env", env_id, "--agent", str(run_dir / "model"), "--split", "dev",
+                    "--temperature", "1", "--max-new-tokens", "2", "--out", str(report), "--no-progress"], cwd=ROOT, check=True, timeout=300)
+    assert json.loads(report.read_text())["tgc"] >= 0.5
