@@ -202,11 +202,11 @@ class TransformersPolicy(Policy):
         active = [True] * b
         while True:
             tokens, lps = self._sample(out.logits[:, -1], [ep.generator for ep in eps], active)
-            for i in range(b):
+            for i, (token, lp) in enumerate(zip(tokens.tolist(), lps.tolist(), strict=True)):  # plain ints: fast
                 if active[i]:
-                    generated[i].append(int(tokens[i]))
-                    logprobs[i].append(float(lps[i]))
-                    active[i] = tokens[i] != self.eot_id and len(generated[i]) < budgets[i]
+                    generated[i].append(token)
+                    logprobs[i].append(lp)
+                    active[i] = token != self.eot_id and len(generated[i]) < budgets[i]
             if not any(active):
                 break
             # feed the new tokens; rows that just finished feed theirs masked out (it stays pending)
@@ -260,10 +260,7 @@ class TransformersPolicy(Policy):
                 drop = sorted_p.cumsum(-1) - sorted_p > self.cfg.top_p
                 probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
             cdf = probs.cumsum(-1)
-            u = torch.ones(len(active))
-            for i, g in enumerate(generators):
-                if active[i]:
-                    u[i] = torch.rand((), generator=g)
+            u = torch.tensor([torch.rand((), generator=g).item() if on else 1.0 for g, on in zip(generators, active, strict=True)])
             tokens = (cdf < (u.to(cdf.device) * cdf[:, -1])[:, None]).sum(-1).clamp(max=logits.shape[-1] - 1)
         picked = logp.gather(-1, tokens[:, None]).squeeze(-1)
         return tokens.cpu(), picked.cpu()

@@ -21,8 +21,10 @@ WORDS = ["task", "the", "person", "named", "in", "memo", "actions", "read", "or"
 
 
 class LookupEnv(DigitalEnv):
-    """Read the memo, then act on the person it names. Tasks are verbs; splits share them
-    (each episode draws its own hidden name, so dev/test episodes are fresh)."""
+    """Read the memo, then act on the person it names (a tiny world where learning shows in seconds).
+
+    Tasks are verbs; splits share them (each episode draws its own hidden name, so dev/test
+    episodes are fresh)."""
 
     def __init__(self, *, num_names: int = 4, max_turns: int = 3, split: str = "train", **kwargs):
         if not 2 <= num_names <= len(NAMES):
