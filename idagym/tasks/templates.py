@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from idagym.tasks.world import World
+from idagym.tasks.world import Person, World
 
 # Shared start of every solution: passwords and profile from the supervisor app, and a helper
 # that walks paginated list APIs (page_limit is capped at 20 by the apps).
@@ -86,6 +86,14 @@ def solution(apps: tuple[str, ...], body: str, answer: str = "") -> str:
     return PREAMBLE + "\n" + logins + body.rstrip() + "\n" + end + "\n"
 
 
+def action(instruction: str, apps: tuple[str, ...], body: str, changed: set[str],
+           check: tuple[str, str], p: dict) -> TaskSpec:
+    """An action task solved by ``body`` that must change exactly the models ``changed``, judged
+    by ``check`` (requirement, test code); its parameters ``p`` are the private data."""
+    return TaskSpec(instruction, solution(apps, body), changed=changed, checks=[check],
+                    private_data=p)
+
+
 NEW_NOTES = [
     ("Dentist Reminder", "Call the dentist on Monday to move the appointment."),
     ("Podcast Ideas", "Interview a local baker about sourdough."),
@@ -109,6 +117,28 @@ NEW_FILES = [("ideas", "Try the new ramen place."), ("todo", "Renew car registra
              ("quotes", "Stay hungry, stay foolish."), ("plans", "Visit the coast in July.")]
 
 
+# World look-ups by the names a task uses.
+
+def _note(w: World, title: str) -> dict:
+    return next(n for n in w.notes if n["title"] == title)
+
+
+def _project(w: World, name: str) -> dict:
+    return next(pr for pr in w.projects if pr["name"] == name)
+
+
+def _playlist(w: World, title: str) -> dict:
+    return next(pl for pl in w.playlists if pl["title"] == title)
+
+
+def _tilde_path(f: dict) -> str:
+    return f"~/{f['directory']}/{f['name']}"
+
+
+def _file(w: World, path: str) -> dict:
+    return next(f for f in w.files if _tilde_path(f) == path)
+
+
 # ----------------------------------------------------------------------------- simple_note
 
 @template("note_count_tag", ("simple_note",), 1, "question",
@@ -125,21 +155,30 @@ def _list_notes(w: World) -> list[dict]:
     return [n for n in w.notes if n["items"] and n["title"] != "Money I Owe"]
 
 
+FIND_NOTE = '''\
+notes = all_pages(apis.simple_note.search_notes, access_token=simple_note_token, query=$title)
+note_id = next(n["note_id"] for n in notes if n["title"] == $title)
+'''
+READ_NOTE = FIND_NOTE + '''\
+content = apis.simple_note.show_note(access_token=simple_note_token, note_id=note_id)["content"]
+'''
+COUNT_LINES = "count = len([line for line in content.splitlines() if line.strip()])\n"
+
+
 @template("note_count_items", ("simple_note",), 1, "question",
           lambda w: [{"title": n["title"]} for n in _list_notes(w)])
 def _(w: World, p: dict) -> TaskSpec:
-    note = next(n for n in w.notes if n["title"] == p["title"])
-    body = code('''\
-notes = all_pages(apis.simple_note.search_notes, access_token=simple_note_token, query=$title)
-note_id = next(n["note_id"] for n in notes if n["title"] == $title)
-content = apis.simple_note.show_note(access_token=simple_note_token, note_id=note_id)["content"]
-count = len([line for line in content.splitlines() if line.strip()])
-''', title=p["title"])
+    body = code(READ_NOTE + COUNT_LINES, title=p["title"])
     return TaskSpec(f"How many items are on my '{p['title']}' list in Simple Note?",
-                    solution(("simple_note",), body, "count"), answer=len(note["items"]))
+                    solution(("simple_note",), body, "count"),
+                    answer=len(_note(w, p["title"])["items"]))
 
 
 NOTE_CHANGED = {"simple_note.Note"}
+NOTE_ADDED_CHECK = '''\
+added, updated, removed = models.changed_records("simple_note.Note")
+test.case([n.title for n in added], "==", [$title])
+'''
 
 
 @template("note_create", ("simple_note",), 1, "action",
@@ -154,41 +193,32 @@ test.case(len(updated) + len(removed), "==", 0)
 test.case(added[0].title.strip(), "==", $title)
 test.case(added[0].content.strip(), "==", $content)
 ''', **p)
-    return TaskSpec(f"Create a note in Simple Note titled '{p['title']}' with the content "
-                    f"'{p['content']}'.", solution(("simple_note",), body), changed=NOTE_CHANGED,
-                    checks=[("assert one note with the right title and content was added.",
-                             check)], private_data=p)
+    return action(f"Create a note in Simple Note titled '{p['title']}' with the content "
+                  f"'{p['content']}'.", ("simple_note",), body, NOTE_CHANGED,
+                  ("assert one note with the right title and content was added.", check), p)
 
 
 @template("note_pin", ("simple_note",), 2, "action",
           lambda w: [{"title": n["title"]} for n in w.notes if not n["pinned"]])
 def _(w: World, p: dict) -> TaskSpec:
-    body = code('''\
-notes = all_pages(apis.simple_note.search_notes, access_token=simple_note_token, query=$title)
-note_id = next(n["note_id"] for n in notes if n["title"] == $title)
-apis.simple_note.update_note(access_token=simple_note_token, note_id=note_id, pinned=True)
-''', **p)
+    body = code(FIND_NOTE + "apis.simple_note.update_note(access_token=simple_note_token, "
+                "note_id=note_id, pinned=True)\n", **p)
     check = code('''\
 added, updated, removed = models.changed_records("simple_note.Note")
 test.case(len(added) + len(removed), "==", 0)
 test.case([note.title for note in updated], "==", [$title])
 test.case(updated[0].pinned, "==", True)
 ''', **p)
-    return TaskSpec(f"Pin my Simple Note note titled '{p['title']}'.",
-                    solution(("simple_note",), body), changed=NOTE_CHANGED,
-                    checks=[("assert only the requested note was pinned.", check)],
-                    private_data=p)
+    return action(f"Pin my Simple Note note titled '{p['title']}'.", ("simple_note",), body,
+                  NOTE_CHANGED, ("assert only the requested note was pinned.", check), p)
 
 
 @template("note_append_item", ("simple_note",), 2, "action",
           lambda w: [{"title": n["title"], "item": i} for n in _list_notes(w) for i in NEW_ITEMS
                      if i not in n["items"]])
 def _(w: World, p: dict) -> TaskSpec:
-    note = next(n for n in w.notes if n["title"] == p["title"])
-    body = code('''\
-notes = all_pages(apis.simple_note.search_notes, access_token=simple_note_token, query=$title)
-note_id = next(n["note_id"] for n in notes if n["title"] == $title)
-content = apis.simple_note.show_note(access_token=simple_note_token, note_id=note_id)["content"]
+    note = _note(w, p["title"])
+    body = code(READ_NOTE + '''\
 apis.simple_note.update_note(access_token=simple_note_token, note_id=note_id,
                              content=content.rstrip() + "\\n- " + $item)
 ''', **p)
@@ -198,11 +228,10 @@ test.case([note.title for note in updated], "==", [$title])
 items = [line.strip().lstrip("-* ").strip() for line in updated[0].content.splitlines()]
 test.case([item for item in items if item], "==", $items)
 ''', title=p["title"], items=[*note["items"], p["item"]])
-    return TaskSpec(f"Add '{p['item']}' as a new last item of my '{p['title']}' list in Simple "
-                    "Note, keeping the same '- item' format.", solution(("simple_note",), body),
-                    changed=NOTE_CHANGED,
-                    checks=[("assert the item was appended and nothing else changed.", check)],
-                    private_data=p)
+    return action(f"Add '{p['item']}' as a new last item of my '{p['title']}' list in Simple "
+                  "Note, keeping the same '- item' format.", ("simple_note",), body,
+                  NOTE_CHANGED, ("assert the item was appended and nothing else changed.", check),
+                  p)
 
 
 # ----------------------------------------------------------------------------- todoist
@@ -219,7 +248,7 @@ tasks = listing["no_section_tasks"] + [t for s in listing["sections"] for t in s
 @template("todo_count", ("todoist",), 1, "question",
           lambda w: [{"project": pr["name"], "done": d} for pr in w.projects for d in (0, 1)])
 def _(w: World, p: dict) -> TaskSpec:
-    pr = next(x for x in w.projects if x["name"] == p["project"])
+    pr = _project(w, p["project"])
     count = sum(t["is_completed"] == bool(p["done"]) for t in pr["tasks"])
     word = "completed" if p["done"] else "incomplete"
     body = code(FIND_PROJECT + "count = len([t for t in tasks if t['is_completed'] == $done])\n",
@@ -239,10 +268,9 @@ test.case(len(added), "==", 1)
 test.case(added[0].title.strip().lower(), "==", $title)
 test.case(added[0].project.name, "==", $project)
 ''', **p)
-    return TaskSpec(f"Add a task '{p['title']}' to my Todoist project '{p['project']}'.",
-                    solution(("todoist",), body), changed=TASK_CHANGED,
-                    checks=[("assert the task was added to the right project.", check)],
-                    private_data=p)
+    return action(f"Add a task '{p['title']}' to my Todoist project '{p['project']}'.",
+                  ("todoist",), body, TASK_CHANGED,
+                  ("assert the task was added to the right project.", check), p)
 
 
 @template("todo_complete_task", ("todoist",), 2, "action",
@@ -258,10 +286,9 @@ added, updated, removed = models.changed_records("todoist.Task")
 test.case(len(added) + len(removed), "==", 0)
 test.case([(t.title, t.is_completed) for t in updated], "==", [($title, True)])
 ''', **p)
-    return TaskSpec(f"Mark the task '{p['title']}' in my Todoist project '{p['project']}' as "
-                    "completed.", solution(("todoist",), body), changed=TASK_CHANGED,
-                    checks=[("assert only that task was marked completed.", check)],
-                    private_data=p)
+    return action(f"Mark the task '{p['title']}' in my Todoist project '{p['project']}' as "
+                  "completed.", ("todoist",), body, TASK_CHANGED,
+                  ("assert only that task was marked completed.", check), p)
 
 
 def _top_task(pr: dict) -> str:
@@ -277,10 +304,10 @@ top = next(t["title"] for t in tasks if t["priority"] == "high" and not t["is_co
 @template("todo_top_task", ("todoist",), 2, "question",
           lambda w: [{"project": pr["name"]} for pr in w.projects])
 def _(w: World, p: dict) -> TaskSpec:
-    pr = next(x for x in w.projects if x["name"] == p["project"])
     return TaskSpec(f"What is the title of the high-priority task that is still open in my "
                     f"Todoist project '{p['project']}'?",
-                    solution(("todoist",), code(TOP_TASK, **p), "top"), answer=_top_task(pr))
+                    solution(("todoist",), code(TOP_TASK, **p), "top"),
+                    answer=_top_task(_project(w, p["project"])))
 
 
 # ----------------------------------------------------------------------------- spotify
@@ -295,10 +322,9 @@ songs = apis.spotify.show_playlist(access_token=spotify_token, playlist_id=playl
 @template("spotify_playlist_count", ("spotify",), 1, "question",
           lambda w: [{"playlist": p["title"]} for p in w.playlists])
 def _(w: World, p: dict) -> TaskSpec:
-    pl = next(x for x in w.playlists if x["title"] == p["playlist"])
     return TaskSpec(f"How many songs are in my Spotify playlist '{p['playlist']}'?",
                     solution(("spotify",), code(FIND_PLAYLIST + "count = len(songs)\n", **p),
-                             "count"), answer=len(pl["song_ids"]))
+                             "count"), answer=len(_playlist(w, p["playlist"])["song_ids"]))
 
 
 def _longest(w: World, pl: dict) -> dict:
@@ -323,10 +349,9 @@ longest = next(s["title"] for s in songs if durations[s["id"]] == max(durations.
 @template("spotify_longest_song", ("spotify",), 2, "question",
           lambda w: [{"playlist": p["title"]} for p in _unique_longest(w)])
 def _(w: World, p: dict) -> TaskSpec:
-    pl = next(x for x in w.playlists if x["title"] == p["playlist"])
     return TaskSpec(f"What is the title of the longest song in my Spotify playlist "
                     f"'{p['playlist']}'?", solution(("spotify",), code(LONGEST, **p), "longest"),
-                    answer=_longest(w, pl)["title"])
+                    answer=_longest(w, _playlist(w, p["playlist"]))["title"])
 
 
 @template("spotify_library_artist_count", ("spotify",), 2, "question",
@@ -354,9 +379,9 @@ apis.spotify.like_song(access_token=spotify_token, song_id=song_id)
 added, updated, removed = models.changed_records("spotify.SongLike")
 test.case([like.song.title for like in added], "==", [$song])
 ''', **p)
-    return TaskSpec(f"Like the song '{p['song']}' on Spotify.", solution(("spotify",), body),
-                    changed={"spotify.SongLike", "spotify.Song"},
-                    checks=[("assert exactly that song was liked.", check)], private_data=p)
+    return action(f"Like the song '{p['song']}' on Spotify.", ("spotify",), body,
+                  {"spotify.SongLike", "spotify.Song"}, ("assert exactly that song was liked.", check),
+                  p)
 
 
 def _song_pairs(w: World) -> list[dict]:
@@ -370,30 +395,38 @@ def _song_pairs(w: World) -> list[dict]:
     return out
 
 
-PLAYLIST_CHANGED = {"spotify.Playlist", "spotify.PlaylistSong"}
 PLAYLIST_CHECK = '''\
 added, updated, removed = models.changed_records("spotify.Playlist")
 test.case([p.title for p in added], "==", [$title])
 songs = models.end.spotify.PlaylistSong.find_all(playlist_id=added[0].id)
 test.case(sorted(s.song.title for s in songs), "==", sorted($songs))
 '''
-
-
-@template("spotify_create_playlist", ("spotify",), 2, "action", _song_pairs)
-def _(w: World, p: dict) -> TaskSpec:
-    body = code('''\
+CREATE_PLAYLIST = '''\
 playlist_id = apis.spotify.create_playlist(access_token=spotify_token, title=$title)["playlist_id"]
-for title in $songs:
+for title in $titles:
     results = apis.spotify.search_songs(query=title, page_limit=20)
     song_id = next(s["song_id"] for s in results if s["title"] == title)
     apis.spotify.add_song_to_playlist(access_token=spotify_token, playlist_id=playlist_id,
                                       song_id=song_id)
-''', **p)
+'''
+
+
+def _playlist_task(instruction: str, apps: tuple[str, ...], *, intro: str = "", title: str,
+                   titles: str, songs: list[str], p: dict) -> TaskSpec:
+    """Create the playlist ``title`` holding the songs named by the code expression ``titles``
+    (computed by ``intro``), which must be exactly ``songs``."""
+    body = intro + string.Template(CREATE_PLAYLIST).substitute(title=repr(title), titles=titles)
+    return action(instruction, apps, body, {"spotify.Playlist", "spotify.PlaylistSong"},
+                  ("assert the playlist was created with exactly those songs.",
+                   code(PLAYLIST_CHECK, title=title, songs=songs)), p)
+
+
+@template("spotify_create_playlist", ("spotify",), 2, "action", _song_pairs)
+def _(w: World, p: dict) -> TaskSpec:
     a, b = p["songs"]
-    return TaskSpec(f"Create a Spotify playlist titled '{p['title']}' with just the songs "
-                    f"'{a}' and '{b}'.", solution(("spotify",), body), changed=PLAYLIST_CHANGED,
-                    checks=[("assert the playlist was created with exactly those songs.",
-                             code(PLAYLIST_CHECK, **p))], private_data=p)
+    return _playlist_task(f"Create a Spotify playlist titled '{p['title']}' with just the songs "
+                          f"'{a}' and '{b}'.", ("spotify",), title=p["title"],
+                          titles=repr(p["songs"]), songs=p["songs"], p=p)
 
 
 # ----------------------------------------------------------------------------- venmo
@@ -423,6 +456,11 @@ def _pay_space(w: World) -> list[dict]:
             for a, m in zip(AMOUNTS, MEMOS, strict=True)]
 
 
+def _pay_space_with(w: World, people: list[Person]) -> list[dict]:
+    """``_pay_space``'s amounts and memos, each with a person of ``people`` (cycled) instead."""
+    return [{**x, "email": p.email} for x, p in zip(_pay_space(w), people * 6, strict=False)]
+
+
 VENMO_SEND_CHECK = '''\
 added, updated, removed = models.changed_records("venmo.Transaction")
 test.case(len(added), "==", 1)
@@ -433,17 +471,20 @@ test.case(round(added[0].amount, 2), "==", $amount)
 VENMO_SEND_CHANGED = {"venmo.Transaction", "venmo.User", "venmo.Notification"}
 
 
+def _payment_check(p: dict) -> tuple[str, str]:
+    """The check of a task paying ``p["amount"]`` to ``p["email"]``."""
+    return ("assert one payment of the right amount went to the right person.",
+            code(VENMO_SEND_CHECK, email=p["email"], amount=float(p["amount"])))
+
+
 @template("venmo_send", ("venmo",), 1, "action", _pay_space)
 def _(w: World, p: dict) -> TaskSpec:
     person = w.person(p["email"])
     body = code("apis.venmo.create_transaction(access_token=venmo_token, receiver_email=$email, "
                 "amount=$amount, description=$memo)\n", **p)
-    return TaskSpec(f"Send ${p['amount']} to {person.name} ({person.email}) on Venmo with the "
-                    f"description '{p['memo']}'.", solution(("venmo",), body),
-                    changed=VENMO_SEND_CHANGED,
-                    checks=[("assert one payment of the right amount went to the right person.",
-                             code(VENMO_SEND_CHECK, email=p["email"], amount=float(p["amount"])))],
-                    private_data=p)
+    return action(f"Send ${p['amount']} to {person.name} ({person.email}) on Venmo with the "
+                  f"description '{p['memo']}'.", ("venmo",), body, VENMO_SEND_CHANGED,
+                  _payment_check(p), p)
 
 
 VENMO_REQUEST_CHECK = '''\
@@ -454,36 +495,35 @@ test.case(round(added[0].amount, 2), "==", $amount)
 '''
 
 
-@template("venmo_request", ("venmo",), 1, "action",
-          lambda w: [{**x, "email": p.email} for x, p in zip(_pay_space(w), w.people[12:] * 6,
-                                                                strict=False)])
+@template("venmo_request", ("venmo",), 1, "action", lambda w: _pay_space_with(w, w.people[12:]))
 def _(w: World, p: dict) -> TaskSpec:
     person = w.person(p["email"])
     body = code("apis.venmo.create_payment_request(access_token=venmo_token, user_email=$email, "
                 "amount=$amount, description=$memo)\n", **p)
-    return TaskSpec(f"Request ${p['amount']} from {person.name} ({person.email}) on Venmo for "
-                    f"'{p['memo']}'.", solution(("venmo",), body),
-                    changed={"venmo.PaymentRequest", "venmo.Notification"},
-                    checks=[("assert one request of the right amount went to the right person.",
-                             code(VENMO_REQUEST_CHECK, email=p["email"],
-                                  amount=float(p["amount"])))], private_data=p)
+    return action(f"Request ${p['amount']} from {person.name} ({person.email}) on Venmo for "
+                  f"'{p['memo']}'.", ("venmo",), body, {"venmo.PaymentRequest", "venmo.Notification"},
+                  ("assert one request of the right amount went to the right person.",
+                   code(VENMO_REQUEST_CHECK, email=p["email"], amount=float(p["amount"]))), p)
 
 
 # ----------------------------------------------------------------------------- file_system
 
 FS_CHANGED = {"file_system.File", "file_system.Directory"}
+READ_FILE = '''\
+content = apis.file_system.show_file(access_token=file_system_token, file_path=$path)["content"]
+'''
+FILE_ADDED_CHECK = '''\
+added, updated, removed = models.changed_records("file_system.File")
+test.case([f.tilde_path for f in added], "==", [$path])
+'''
 
 
 @template("file_line_count", ("file_system",), 1, "question",
-          lambda w: [{"path": f"~/{f['directory']}/{f['name']}"} for f in w.files])
+          lambda w: [{"path": _tilde_path(f)} for f in w.files])
 def _(w: World, p: dict) -> TaskSpec:
-    f = next(f for f in w.files if f"~/{f['directory']}/{f['name']}" == p["path"])
-    body = code('''\
-content = apis.file_system.show_file(access_token=file_system_token, file_path=$path)["content"]
-count = len([line for line in content.splitlines() if line.strip()])
-''', **p)
     return TaskSpec(f"How many lines does my file '{p['path']}' have?",
-                    solution(("file_system",), body, "count"), answer=f["num_lines"])
+                    solution(("file_system",), code(READ_FILE + COUNT_LINES, **p), "count"),
+                    answer=_file(w, p["path"])["num_lines"])
 
 
 @template("file_create", ("file_system",), 1, "action",
@@ -492,20 +532,17 @@ count = len([line for line in content.splitlines() if line.strip()])
 def _(w: World, p: dict) -> TaskSpec:
     body = code("apis.file_system.create_file(access_token=file_system_token, file_path=$path, "
                 "content=$content)\n", **p)
-    check = code('''\
-added, updated, removed = models.changed_records("file_system.File")
-test.case([f.tilde_path for f in added], "==", [$path])
+    check = code(FILE_ADDED_CHECK + '''\
 test.case(added[0].content.strip(), "==", $content)
 test.case(len(updated) + len(removed), "==", 0)
 ''', **p)
-    return TaskSpec(f"Create a file '{p['path']}' containing '{p['content']}'.",
-                    solution(("file_system",), body), changed=FS_CHANGED,
-                    checks=[("assert the file was created with the right content.", check)],
-                    private_data=p)
+    return action(f"Create a file '{p['path']}' containing '{p['content']}'.", ("file_system",),
+                  body, FS_CHANGED, ("assert the file was created with the right content.", check),
+                  p)
 
 
 @template("file_move", ("file_system",), 2, "action",
-          lambda w: [{"path": f"~/{f['directory']}/{f['name']}", "to": d, "name": f["name"]}
+          lambda w: [{"path": _tilde_path(f), "to": d, "name": f["name"]}
                      for f in w.files for d in ("documents", "work") if d != f["directory"]])
 def _(w: World, p: dict) -> TaskSpec:
     body = code("apis.file_system.move_file(access_token=file_system_token, "
@@ -517,10 +554,9 @@ test.case(len(new), "==", 1)
 test.case(models.end.file_system.File.find_all(tilde_path=$path), "==", [])
 test.case(new[0].content, "==", old[0].content)
 ''', **p)
-    return TaskSpec(f"Move my file '{p['path']}' into my '~/{p['to']}/' directory, keeping its "
-                    "name.", solution(("file_system",), body), changed=FS_CHANGED,
-                    checks=[("assert the file was moved with its content.", check)],
-                    private_data=p)
+    return action(f"Move my file '{p['path']}' into my '~/{p['to']}/' directory, keeping its "
+                  "name.", ("file_system",), body, FS_CHANGED,
+                  ("assert the file was moved with its content.", check), p)
 
 
 # ----------------------------------------------------------------------------- phone
@@ -551,9 +587,8 @@ test.case([(a.label, a.enabled) for a in updated], "==", [($label, $enabled)])
 test.case(len(added) + len(removed), "==", 0)
 ''', **p)
     verb = "Turn on" if p["enabled"] else "Turn off"
-    return TaskSpec(f"{verb} my '{p['label']}' alarm on my phone.", solution(("phone",), body),
-                    changed={"phone.Alarm"},
-                    checks=[("assert only that alarm was switched.", check)], private_data=p)
+    return action(f"{verb} my '{p['label']}' alarm on my phone.", ("phone",), body,
+                  {"phone.Alarm"}, ("assert only that alarm was switched.", check), p)
 
 
 @template("phone_contact_count", ("phone",), 1, "question",
@@ -568,7 +603,6 @@ count = len(contacts)
                     solution(("phone",), body, "count"), answer=count)
 
 
-TEXT_CHANGED = {"phone.GlobalTextMessage", "phone.UserTextMessage"}
 TEXT_CHECK = '''\
 added, updated, removed = models.changed_records("phone.GlobalTextMessage")
 test.case(len(added), "==", 1)
@@ -581,36 +615,40 @@ contact = next(c for c in contacts if c["first_name"] + " " + c["last_name"] == 
 '''
 
 
+def _text_task(instruction: str, apps: tuple[str, ...], person: Person, *, intro: str = "",
+               message: str, expected: str, p: dict) -> TaskSpec:
+    """Text ``person`` (looked up in the phone contacts) the value of the code expression
+    ``message``, computed by the solution code ``intro``; the text must be ``expected``."""
+    body = intro + code(FIND_CONTACT, name=person.name) + (
+        "apis.phone.send_text_message(access_token=phone_token, "
+        f"phone_number=contact['phone_number'], message={message})\n")
+    return action(instruction, apps, body, {"phone.GlobalTextMessage", "phone.UserTextMessage"},
+                  ("assert exactly that text was sent to the right person.",
+                   code(TEXT_CHECK, phone=person.phone_number, message=expected)), p)
+
+
 @template("phone_text", ("phone",), 1, "action",
           lambda w: [{"email": p.email, "message": m} for p in w.people for m in MESSAGES[:2]])
 def _(w: World, p: dict) -> TaskSpec:
     person = w.person(p["email"])
-    body = code(FIND_CONTACT + "apis.phone.send_text_message(access_token=phone_token, "
-                "phone_number=contact['phone_number'], message=$message)\n",
-                name=person.name, message=p["message"])
-    return TaskSpec(f"Send a text message to {person.name} saying '{p['message']}'.",
-                    solution(("phone",), body), changed=TEXT_CHANGED,
-                    checks=[("assert exactly that text was sent to the right person.",
-                             code(TEXT_CHECK, phone=person.phone_number, message=p["message"]))],
-                    private_data=p)
+    return _text_task(f"Send a text message to {person.name} saying '{p['message']}'.",
+                      ("phone",), person, message=repr(p["message"]), expected=p["message"],
+                      p=p)
 
 
 # ----------------------------------------------------------------------------- multi-app
 
 @template("venmo_pay_contact", ("phone", "venmo"), 2, "action",
-          lambda w: [{**x, "email": p.email} for x, p in zip(_pay_space(w), w.people[6:] * 6,
-                                                                strict=False)])
+          lambda w: _pay_space_with(w, w.people[6:]))
 def _(w: World, p: dict) -> TaskSpec:
     person = w.person(p["email"])
-    body = code(FIND_CONTACT + "apis.venmo.create_transaction(access_token=venmo_token, "
-                "receiver_email=contact['email'], amount=$amount, description=$memo)\n",
-                name=person.name, amount=p["amount"], memo=p["memo"])
-    return TaskSpec(f"Pay my {person.relationship} {person.name} ${p['amount']} on Venmo for "
-                    f"'{p['memo']}'. Their email is in my phone contacts.",
-                    solution(("phone", "venmo"), body), changed=VENMO_SEND_CHANGED,
-                    checks=[("assert one payment of the right amount went to the right person.",
-                             code(VENMO_SEND_CHECK, email=p["email"], amount=float(p["amount"])))],
-                    private_data=p)
+    body = code(FIND_CONTACT, name=person.name) + code(
+        "apis.venmo.create_transaction(access_token=venmo_token, "
+        "receiver_email=contact['email'], amount=$amount, description=$memo)\n",
+        amount=p["amount"], memo=p["memo"])
+    return action(f"Pay my {person.relationship} {person.name} ${p['amount']} on Venmo for "
+                  f"'{p['memo']}'. Their email is in my phone contacts.", ("phone", "venmo"),
+                  body, VENMO_SEND_CHANGED, _payment_check(p), p)
 
 
 @template("venmo_sent_to_relationship", ("phone", "venmo"), 3, "question",
@@ -635,13 +673,10 @@ for contact in contacts:
           lambda w: [{"note": n["title"], "project": pr["name"]} for n in _list_notes(w)
                      for pr in w.projects if n["title"] != "Songs For The Road Trip"])
 def _(w: World, p: dict) -> TaskSpec:
-    note = next(n for n in w.notes if n["title"] == p["note"])
-    body = code('''\
-notes = all_pages(apis.simple_note.search_notes, access_token=simple_note_token, query=$note)
-note_id = next(n["note_id"] for n in notes if n["title"] == $note)
-content = apis.simple_note.show_note(access_token=simple_note_token, note_id=note_id)["content"]
+    note = _note(w, p["note"])
+    body = code(READ_NOTE + '''\
 items = [line.strip().lstrip("-* ").strip() for line in content.splitlines() if line.strip()]
-''', note=p["note"]) + code(FIND_PROJECT, project=p["project"]) + '''\
+''', title=p["note"]) + code(FIND_PROJECT, project=p["project"]) + '''\
 for item in items:
     apis.todoist.create_task(access_token=todoist_token, project_id=project_id, title=item)
 '''
@@ -650,81 +685,60 @@ added, updated, removed = models.changed_records("todoist.Task")
 test.case(sorted(t.title.strip().lower() for t in added), "==", sorted($items))
 test.case({t.project.name for t in added}, "==", {$project})
 ''', items=[i.lower() for i in note["items"]], project=p["project"])
-    return TaskSpec(f"Add every item of my '{p['note']}' list in Simple Note as a separate task "
-                    f"in my Todoist project '{p['project']}'.",
-                    solution(("simple_note", "todoist"), body), changed=TASK_CHANGED,
-                    checks=[("assert one task per list item was added to the project.", check)],
-                    private_data=p)
+    return action(f"Add every item of my '{p['note']}' list in Simple Note as a separate task "
+                  f"in my Todoist project '{p['project']}'.", ("simple_note", "todoist"), body,
+                  TASK_CHANGED, ("assert one task per list item was added to the project.", check),
+                  p)
 
 
 @template("note_songs_to_playlist", ("simple_note", "spotify"), 3, "action",
           lambda w: [{"title": t} for t in NEW_PLAYLISTS])
 def _(w: World, p: dict) -> TaskSpec:
-    note = next(n for n in w.notes if n["title"] == "Songs For The Road Trip")
-    body = code('''\
+    intro = '''\
 notes = all_pages(apis.simple_note.search_notes, access_token=simple_note_token,
                   query="Songs For The Road Trip")
 note_id = next(n["note_id"] for n in notes if n["title"] == "Songs For The Road Trip")
 content = apis.simple_note.show_note(access_token=simple_note_token, note_id=note_id)["content"]
 titles = [line.strip().lstrip("-* ").strip() for line in content.splitlines() if line.strip()]
-playlist_id = apis.spotify.create_playlist(access_token=spotify_token, title=$title)["playlist_id"]
-for title in titles:
-    results = apis.spotify.search_songs(query=title, page_limit=20)
-    song_id = next(s["song_id"] for s in results if s["title"] == title)
-    apis.spotify.add_song_to_playlist(access_token=spotify_token, playlist_id=playlist_id,
-                                      song_id=song_id)
-''', **p)
-    return TaskSpec(f"Create a Spotify playlist titled '{p['title']}' containing exactly the "
-                    "songs listed in my Simple Note note 'Songs For The Road Trip'.",
-                    solution(("simple_note", "spotify"), body), changed=PLAYLIST_CHANGED,
-                    checks=[("assert the playlist was created with exactly those songs.",
-                             code(PLAYLIST_CHECK, title=p["title"], songs=note["items"]))],
-                    private_data=p)
+'''
+    return _playlist_task(f"Create a Spotify playlist titled '{p['title']}' containing exactly the "
+                          "songs listed in my Simple Note note 'Songs For The Road Trip'.",
+                          ("simple_note", "spotify"), intro=intro, title=p["title"],
+                          titles="titles", songs=_note(w, "Songs For The Road Trip")["items"],
+                          p=p)
 
 
 @template("file_to_note", ("file_system", "simple_note"), 2, "action",
-          lambda w: [{"path": f"~/{f['directory']}/{f['name']}",
+          lambda w: [{"path": _tilde_path(f),
                       "title": f["name"].removesuffix(".txt").replace("_", " ").title()}
                      for f in w.files])
 def _(w: World, p: dict) -> TaskSpec:
-    f = next(f for f in w.files if f"~/{f['directory']}/{f['name']}" == p["path"])
-    body = code('''\
-content = apis.file_system.show_file(access_token=file_system_token, file_path=$path)["content"]
-apis.simple_note.create_note(access_token=simple_note_token, title=$title, content=content)
-''', **p)
-    check = code('''\
-added, updated, removed = models.changed_records("simple_note.Note")
-test.case([n.title for n in added], "==", [$title])
-test.case(added[0].content.strip(), "==", $content)
-''', title=p["title"], content=f["content"])
-    return TaskSpec(f"Create a Simple Note note titled '{p['title']}' whose content is exactly "
-                    f"the content of my file '{p['path']}'.",
-                    solution(("file_system", "simple_note"), body), changed=NOTE_CHANGED,
-                    checks=[("assert the note was created with the file's content.", check)],
-                    private_data=p)
+    body = code(READ_FILE + "apis.simple_note.create_note(access_token=simple_note_token, "
+                "title=$title, content=content)\n", **p)
+    check = code(NOTE_ADDED_CHECK + 'test.case(added[0].content.strip(), "==", $content)\n',
+                 title=p["title"], content=_file(w, p["path"])["content"])
+    return action(f"Create a Simple Note note titled '{p['title']}' whose content is exactly "
+                  f"the content of my file '{p['path']}'.", ("file_system", "simple_note"), body,
+                  NOTE_CHANGED, ("assert the note was created with the file's content.", check), p)
 
 
 @template("playlist_to_file", ("spotify", "file_system"), 2, "action",
           lambda w: [{"playlist": pl["title"], "path": f"~/{d}/{pl['title'].lower().replace(' ', '_')}.txt"}
                      for pl in w.playlists for d in ("music", "documents")])
 def _(w: World, p: dict) -> TaskSpec:
-    pl = next(x for x in w.playlists if x["title"] == p["playlist"])
-    titles = [w.song(i)["title"] for i in pl["song_ids"]]
+    titles = [w.song(i)["title"] for i in _playlist(w, p["playlist"])["song_ids"]]
     body = code(FIND_PLAYLIST + '''\
 apis.file_system.create_file(access_token=file_system_token, file_path=$path,
                              content="\\n".join(s["title"] for s in songs))
 ''', **p)
-    check = code('''\
-added, updated, removed = models.changed_records("file_system.File")
-test.case([f.tilde_path for f in added], "==", [$path])
+    check = code(FILE_ADDED_CHECK + '''\
 lines = [line.strip() for line in added[0].content.splitlines() if line.strip()]
 test.case(sorted(lines), "==", sorted($titles))
 ''', path=p["path"], titles=titles)
-    return TaskSpec(f"Save the titles of the songs in my Spotify playlist '{p['playlist']}' to a "
-                    f"new file '{p['path']}', one title per line.",
-                    solution(("spotify", "file_system"), body), changed=FS_CHANGED,
-                    checks=[("assert the file lists the playlist's songs in order.", check)],
-                    private_data=p)
+    return action(f"Save the titles of the songs in my Spotify playlist '{p['playlist']}' to a "
+                  f"new file '{p['path']}', one title per line.", ("spotify", "file_system"),
+                  body, FS_CHANGED,
+                  ("assert the file lists the playlist's songs in order.", check), p)
 
 
 @template("text_top_task", ("todoist", "phone"), 2, "action",
@@ -732,16 +746,10 @@ test.case(sorted(lines), "==", sorted($titles))
                      for x in w.people[:6]])
 def _(w: World, p: dict) -> TaskSpec:
     person = w.person(p["email"])
-    pr = next(x for x in w.projects if x["name"] == p["project"])
-    body = code(TOP_TASK, project=p["project"]) + code(
-        FIND_CONTACT + "apis.phone.send_text_message(access_token=phone_token, "
-        "phone_number=contact['phone_number'], message=top)\n", name=person.name)
-    return TaskSpec(f"Text {person.name} the title of the high-priority task that is still open "
-                    f"in my Todoist project '{p['project']}' (just the title).",
-                    solution(("todoist", "phone"), body), changed=TEXT_CHANGED,
-                    checks=[("assert exactly that text was sent to the right person.",
-                             code(TEXT_CHECK, phone=person.phone_number,
-                                  message=_top_task(pr)))], private_data=p)
+    return _text_task(f"Text {person.name} the title of the high-priority task that is still "
+                      f"open in my Todoist project '{p['project']}' (just the title).",
+                      ("todoist", "phone"), person, intro=code(TOP_TASK, project=p["project"]),
+                      message="top", expected=_top_task(_project(w, p["project"])), p=p)
 
 
 @template("text_longest_song", ("spotify", "phone"), 3, "action",
@@ -749,16 +757,10 @@ def _(w: World, p: dict) -> TaskSpec:
                      for x in w.people[6:12]])
 def _(w: World, p: dict) -> TaskSpec:
     person = w.person(p["email"])
-    pl = next(x for x in w.playlists if x["title"] == p["playlist"])
-    body = code(LONGEST, playlist=p["playlist"]) + code(
-        FIND_CONTACT + "apis.phone.send_text_message(access_token=phone_token, "
-        "phone_number=contact['phone_number'], message=longest)\n", name=person.name)
-    return TaskSpec(f"Text {person.name} the title of the longest song in my Spotify playlist "
-                    f"'{p['playlist']}' (just the title).",
-                    solution(("spotify", "phone"), body), changed=TEXT_CHANGED,
-                    checks=[("assert exactly that text was sent to the right person.",
-                             code(TEXT_CHECK, phone=person.phone_number,
-                                  message=_longest(w, pl)["title"]))], private_data=p)
+    return _text_task(f"Text {person.name} the title of the longest song in my Spotify playlist "
+                      f"'{p['playlist']}' (just the title).", ("spotify", "phone"), person,
+                      intro=code(LONGEST, playlist=p["playlist"]), message="longest",
+                      expected=_longest(w, _playlist(w, p["playlist"]))["title"], p=p)
 
 
 @template("contact_phone_to_file", ("phone", "file_system"), 1, "action",
@@ -766,19 +768,14 @@ def _(w: World, p: dict) -> TaskSpec:
 def _(w: World, p: dict) -> TaskSpec:
     person = w.person(p["email"])
     path = f"~/documents/{person.first_name.lower()}_phone.txt"
-    body = code(FIND_CONTACT + "apis.file_system.create_file(access_token=file_system_token, "
-                "file_path=$path, content=contact['phone_number'])\n", name=person.name,
-                path=path)
-    check = code('''\
-added, updated, removed = models.changed_records("file_system.File")
-test.case([f.tilde_path for f in added], "==", [$path])
-test.case(added[0].content.strip(), "==", $phone)
-''', path=path, phone=person.phone_number)
-    return TaskSpec(f"Create a file '{path}' containing only the phone number of my contact "
-                    f"{person.name}.", solution(("phone", "file_system"), body),
-                    changed=FS_CHANGED,
-                    checks=[("assert the file holds the contact's phone number.", check)],
-                    private_data=p)
+    body = code(FIND_CONTACT, name=person.name) + code(
+        "apis.file_system.create_file(access_token=file_system_token, file_path=$path, "
+        "content=contact['phone_number'])\n", path=path)
+    check = code(FILE_ADDED_CHECK + 'test.case(added[0].content.strip(), "==", $phone)\n',
+                 path=path, phone=person.phone_number)
+    return action(f"Create a file '{path}' containing only the phone number of my contact "
+                  f"{person.name}.", ("phone", "file_system"), body, FS_CHANGED,
+                  ("assert the file holds the contact's phone number.", check), p)
 
 
 @template("pay_debts_from_note", ("simple_note", "phone", "venmo"), 3, "action",
@@ -804,13 +801,11 @@ added, updated, removed = models.changed_records("venmo.Transaction")
 paid = sorted((t.receiver.email, round(t.amount, 2)) for t in added)
 test.case(paid, "==", sorted($debts))
 ''', debts=sorted(debts.items()))
-    return TaskSpec("Pay back everyone listed in my Simple Note note 'Money I Owe' the amount "
-                    f"next to their name on Venmo, with the description '{p['memo']}'. Their "
-                    "emails are in my phone contacts.",
-                    solution(("simple_note", "phone", "venmo"), body),
-                    changed=VENMO_SEND_CHANGED,
-                    checks=[("assert each listed person was paid the listed amount.", check)],
-                    private_data=p)
+    return action("Pay back everyone listed in my Simple Note note 'Money I Owe' the amount "
+                  f"next to their name on Venmo, with the description '{p['memo']}'. Their "
+                  "emails are in my phone contacts.", ("simple_note", "phone", "venmo"), body,
+                  VENMO_SEND_CHANGED,
+                  ("assert each listed person was paid the listed amount.", check), p)
 
 
 @template("dir_files_to_todo", ("file_system", "todoist"), 2, "action",
@@ -831,33 +826,26 @@ added, updated, removed = models.changed_records("todoist.Task")
 test.case(sorted(t.title.strip().lower() for t in added), "==", $titles)
 test.case({t.project.name for t in added}, "==", {$project})
 ''', titles=sorted(f"review {n}" for n in names), project=p["project"])
-    return TaskSpec(f"For every file in my '~/{p['directory']}/' directory, add a task titled "
-                    f"'Review <file name>' (e.g. 'Review {names[0]}') to my Todoist project "
-                    f"'{p['project']}'.", solution(("file_system", "todoist"), body),
-                    changed=TASK_CHANGED,
-                    checks=[("assert one review task per file was added to the project.",
-                             check)], private_data=p)
+    return action(f"For every file in my '~/{p['directory']}/' directory, add a task titled "
+                  f"'Review <file name>' (e.g. 'Review {names[0]}') to my Todoist project "
+                  f"'{p['project']}'.", ("file_system", "todoist"), body, TASK_CHANGED,
+                  ("assert one review task per file was added to the project.", check), p)
 
 
 @template("open_tasks_to_note", ("todoist", "simple_note"), 2, "action",
           lambda w: [{"project": pr["name"], "title": f"{pr['name']} {suffix}"}
                      for pr in w.projects for suffix in ("Open Tasks", "Still To Do")])
 def _(w: World, p: dict) -> TaskSpec:
-    pr = next(x for x in w.projects if x["name"] == p["project"])
-    titles = [t["title"] for t in pr["tasks"] if not t["is_completed"]]
+    titles = [t["title"] for t in _project(w, p["project"])["tasks"] if not t["is_completed"]]
     body = code(FIND_PROJECT, project=p["project"]) + code('''\
 content = "\\n".join("- " + t["title"] for t in tasks if not t["is_completed"])
 apis.simple_note.create_note(access_token=simple_note_token, title=$title, content=content)
 ''', title=p["title"])
-    check = code('''\
-added, updated, removed = models.changed_records("simple_note.Note")
-test.case([n.title for n in added], "==", [$title])
+    check = code(NOTE_ADDED_CHECK + '''\
 items = [line.strip().lstrip("-* ").strip().lower() for line in added[0].content.splitlines()]
 test.case(sorted(item for item in items if item), "==", sorted($titles))
 ''', title=p["title"], titles=[t.lower() for t in titles])
-    return TaskSpec(f"Create a Simple Note note titled '{p['title']}' listing the titles of the "
-                    f"incomplete tasks of my Todoist project '{p['project']}', one per line as "
-                    "'- title'.", solution(("todoist", "simple_note"), body),
-                    changed=NOTE_CHANGED,
-                    checks=[("assert the note lists exactly the open tasks.", check)],
-                    private_data=p)
+    return action(f"Create a Simple Note note titled '{p['title']}' listing the titles of the "
+                  f"incomplete tasks of my Todoist project '{p['project']}', one per line as "
+                  "'- title'.", ("todoist", "simple_note"), body, NOTE_CHANGED,
+                  ("assert the note lists exactly the open tasks.", check), p)
