@@ -5,7 +5,7 @@
 one-line message; `idagym train` prints it and exits 2.
 
 The defaults are the main job `idagym train` runs with no arguments: LOOP on SmolLM2-135M with
-LoRA, on the built-in AppWorld tasks, sized to finish in about 20 minutes on 2 CPU cores.
+LoRA, on the built-in AppWorld tasks, sized to finish in about 5 minutes on 2 CPU cores (well inside 20).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class TrainConfig:
     eval_split: str = "dev"
     """Split of the periodic and final evaluations."""
     iterations: int = 4
-    """Collect-then-update iterations (the default main job: about 7-10 minutes on 2 shared cores)."""
+    """Collect-then-update iterations (the default main job: about 5 minutes on 2 cores)."""
     tasks_per_iteration: int = 2
     """Tasks sampled per iteration; each is rolled out collector.group_size (K) times."""
     lr: float = 5e-5

@@ -2,7 +2,7 @@
 
 A *digital environment* is a stateful world the agent acts on by sending text actions (code,
 commands); it sees only what its actions print (partial observability) and is scored at the end
-by the world's own tests. Subclasses implement six small hooks; `reset`/`step` are shared, so
+by the world's own tests. Subclasses implement five small hooks; `reset`/`step` are shared, so
 every environment behaves identically towards collectors, wrappers and trainers.
 """
 
@@ -162,9 +162,10 @@ class DigitalEnv(gym.Env[str, str]):
         options = options or {}
         task_id = options.get("task_id")
         if task_id is None:
-            ids = self.task_ids(options.get("split", self.split))
+            split = options.get("split", self.split)
+            ids = self.task_ids(split)
             if not ids:
-                raise ValueError(f"split {self.split!r} of {type(self).__name__} has no tasks")
+                raise ValueError(f"split {split!r} of {type(self).__name__} has no tasks")
             task_id = ids[int(self.np_random.integers(len(ids)))]
         if self.task_id is not None:
             self.close_task()
