@@ -25,7 +25,7 @@ from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 from idagym.agents.base import Policy
 from idagym.agents.config import ModelConfig, PolicyConfig
 from idagym.agents.prompts import extract_action, system_prompt
-from idagym.agents.scoring import token_logprobs
+from idagym.agents.scoring import next_token_logp, token_logprobs
 from idagym.buffer import Trajectory, Turn
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each [1, heads, length, dim]
@@ -250,7 +250,7 @@ class TransformersPolicy(Policy):
         softmax, before top-p). Only active rows draw from their generator. Temperature 0: greedy,
         log-probs at temperature 1."""
         temperature = self.cfg.temperature or 1.0
-        logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+        logp = next_token_logp(logits, temperature)
         if self.cfg.temperature == 0:
             tokens = logp.argmax(-1)
         else:

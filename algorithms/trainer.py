@@ -25,6 +25,7 @@ from tianshou.data import Batch
 from torch import nn
 
 from idagym.agents.models import save_model
+from idagym.agents.scoring import next_token_logp
 from idagym.algorithms import functional as F
 from idagym.algorithms.base import ModelOutputs, ValueHead, make_algorithm
 from idagym.buffer import RolloutBuffer, Trajectory
@@ -90,8 +91,8 @@ class Trainer:
         """Log-probs (at the sampling temperature) and entropy of the generated tokens, values if a critic.
 
         Logits are computed only where a generated token is predicted (`logits_to_keep` mask), so the
-        [N, T, vocab] tensor of a plain LM step is never built; same scoring rule as
-        `agents.scoring.token_logprobs`.
+        [N, T, vocab] tensor of a plain LM step is never built; scored with
+        `agents.scoring.next_token_logp`, the sampling rule.
         """
         model = model or self.model
         ids, mask = mb.input_ids, mb.loss_mask
@@ -104,7 +105,7 @@ class Trainer:
             output_hidden_states=self.critic is not None,
             use_cache=False,
         )
-        logp_all = torch.log_softmax(out.logits.float() / self.temperature, dim=-1)  # [num_generated, V]
+        logp_all = next_token_logp(out.logits, self.temperature)  # [num_generated, V]
         targets = ids[:, 1:][keep[:, :-1]]
         logprobs = torch.zeros(mask.shape, dtype=torch.float32)
         logprobs[:, 1:][keep[:, :-1]] = logp_all.gather(-1, targets[:, None]).squeeze(-1)
