@@ -7,8 +7,8 @@ on the next `step` (Gymnasium's default next-step autoreset).
 
     .venv/bin/python examples/vector_envs.py --mode async --num-envs 4 --episodes 20
 
-With text spaces, `AsyncVectorEnv` must get `shared_memory=False`: shared memory holds fixed-size
-arrays, and Text observations would come back stale.
+Gymnasium's defaults work: `AsyncVectorEnv`'s shared memory carries idagym's text observations
+(as code points; `shared_memory=False` sends them through the pipes instead).
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ import idagym  # noqa: F401  (registers idagym/Lookup-v0)
 
 def make_vec(env_id: str, num_envs: int, mode: str = "async") -> gym.vector.VectorEnv:
     """`num_envs` copies of `env_id`; `mode` is "async" (subprocesses) or "sync" (in process)."""
-    vector_kwargs = {"shared_memory": False} if mode == "async" else {}
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, vector_kwargs=vector_kwargs)
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
 
 
 def lookup_policy(observation: str) -> str:

@@ -8,12 +8,16 @@ every environment behaves identically towards collectors, wrappers and trainers.
 
 from __future__ import annotations
 
+import multiprocessing
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
+from gymnasium.vector.utils import create_shared_memory, read_from_shared_memory, write_to_shared_memory
 
 MAX_TEXT_LENGTH = 1_000_000
 
@@ -33,6 +37,54 @@ class AnyText(spaces.Text):
 
     def __repr__(self) -> str:
         return f"AnyText({self.min_length}, {self.max_length})"
+
+
+# AsyncVectorEnv's shared memory (its default) stores Text as charset indices, which fails on any other
+# character, and reads the buffer only once, at construction. For AnyText each copy gets a row of
+# code points led by the length, and observations are decoded from it each time they are returned.
+@create_shared_memory.register(AnyText)
+def _create_text_memory(space: AnyText, n: int = 1, ctx: Any = multiprocessing) -> Any:
+    return ctx.Array("i", n * (space.max_length + 1))
+
+
+@read_from_shared_memory.register(AnyText)
+def _read_text_memory(space: AnyText, shared_memory: Any, n: int = 1) -> SharedText:
+    return SharedText(np.frombuffer(shared_memory.get_obj(), dtype=np.int32).reshape(n, space.max_length + 1))
+
+
+@write_to_shared_memory.register(AnyText)
+def _write_text_memory(space: AnyText, index: int, value: str, shared_memory: Any) -> None:
+    codes = np.frombuffer(value.encode("utf-32-le", "surrogatepass"), dtype=np.int32)
+    if len(codes) > space.max_length:
+        raise ValueError(f"observation of {len(codes)} characters exceeds the space's max_length {space.max_length}")
+    row = np.frombuffer(shared_memory.get_obj(), dtype=np.int32)[index * (space.max_length + 1) :]
+    row[0] = len(codes)
+    row[1 : 1 + len(codes)] = codes
+
+
+class SharedText(Sequence[str]):
+    """The copies' observations in AsyncVectorEnv's shared memory, read afresh on each access.
+
+    AsyncVectorEnv returns a deep copy of it (a plain tuple of str) unless made with `copy=False`.
+    """
+
+    def __init__(self, rows: np.ndarray):
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return tuple(self)[i]
+        row = self._rows[i]
+        return row[1 : 1 + row[0]].tobytes().decode("utf-32-le", "surrogatepass")
+
+    def __deepcopy__(self, memo: dict) -> tuple[str, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return f"SharedText{tuple(self)!r}"
 
 
 @dataclass
@@ -57,6 +109,11 @@ class Evaluation:
         lines += [f"  PASS {p}" for p in self.passes]
         lines += [f"  FAIL {f}" for f in self.failures]
         return "\n".join(lines)
+
+
+class UnsupportedRenderMode(ValueError, TypeError):
+    """A render_mode the environment does not have. Also a TypeError because that is what
+    Stable-Baselines3's `make_vec_env` catches to retry without its `render_mode="rgb_array"`."""
 
 
 class EnvFailure(RuntimeError):
@@ -106,7 +163,7 @@ class DigitalEnv(gym.Env[str, str]):
         if missing := missing_hooks(type(self)):
             raise TypeError(f"{type(self).__name__} does not implement {', '.join(missing)}: add these methods")
         if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+            raise UnsupportedRenderMode(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.split = split
         self.max_turns = max_turns
         self.max_obs_chars = max_obs_chars
@@ -240,6 +297,8 @@ def register_env(env_id: str, entry_point: type[DigitalEnv] | str, **kwargs: Any
 
     Checks what can be checked up front: the class subclasses DigitalEnv and implements every
     hook, and the id is not taken. `kwargs` become the environment's default constructor args.
+    `gymnasium.make(env_id, max_episode_steps=k)` with k below `max_turns` ends episodes scored
+    at step k (see `idagym.wrappers.ScoredTimeLimit`).
     """
     if env_id in gym.registry:
         raise ValueError(f"environment id {env_id!r} is already registered: pick another id or version (-v1)")
@@ -248,7 +307,8 @@ def register_env(env_id: str, entry_point: type[DigitalEnv] | str, **kwargs: Any
             raise TypeError(f"{entry_point.__name__} must subclass idagym.DigitalEnv to be registered with idagym")
         if missing := missing_hooks(entry_point):
             raise TypeError(f"{entry_point.__name__} does not implement {', '.join(missing)}: add these methods")
-    gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs)
+    scored_limit = gym.envs.registration.WrapperSpec("ScoredTimeLimit", "idagym.wrappers:ScoredTimeLimit", {})
+    gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs, additional_wrappers=(scored_limit,))
 
 
 def idagym_env_ids() -> list[str]:

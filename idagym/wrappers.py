@@ -2,6 +2,8 @@
 
 - `TruncateObservation`: cap every observation at `max_chars` (head and tail kept, cut marked).
 - `ChatHistory`: the observation is the whole conversation so far, as chat messages.
+- `ScoredTimeLimit`: a `max_episode_steps` below the env's `max_turns` becomes its turn limit, so
+  the episodes it cuts are scored (`register_env` adds it to every registered env).
 - `DiscreteActions`: a finite menu of actions as `Discrete(n)` and the text observation as a
   fixed-size float vector, so value-based and policy-gradient libraries (tianshou, SB3, cleanrl)
   can drive a digital environment without knowing it speaks text.
@@ -18,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from idagym.core import AnyText, truncate_text
+from idagym.core import AnyText, DigitalEnv, truncate_text
 
 Message = dict[str, str]
 _WORD = re.compile(r"\w+")
@@ -37,6 +39,24 @@ class TruncateObservation(gym.ObservationWrapper[str, str, str], gym.utils.Recor
 
     def observation(self, observation: str) -> str:
         return truncate_text(observation, self.max_chars)
+
+
+class ScoredTimeLimit(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Lower the environment's `max_turns` to the `TimeLimit` beneath this wrapper, if that is lower.
+
+    Gymnasium's TimeLimit ends an episode without telling the environment, so it would end with
+    reward 0 and no `success`. With the limit as its own turn limit the environment ends the episode
+    at that same step and scores it. `gym.make(id, max_episode_steps=k)` puts the TimeLimit beneath
+    this wrapper; a TimeLimit applied by hand above the environment cannot be seen (use `max_turns`).
+    """
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        base = env.unwrapped
+        if limit is not None and isinstance(base, DigitalEnv) and limit < base.max_turns:
+            base.max_turns = limit
 
 
 def chat_space(max_chars: int = AnyText().max_length) -> spaces.Sequence:

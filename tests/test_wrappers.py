@@ -1,4 +1,4 @@
-"""Gymnasium wrappers over idagym text environments: truncation, chat history, discrete actions."""
+"""Gymnasium wrappers over idagym text environments: truncation, chat history, step limits, discrete actions."""
 
 from __future__ import annotations
 
@@ -109,3 +109,29 @@ def test_hashed_features_are_the_same_in_every_process():
                          env={"PYTHONHASHSEED": "123"})
     assert eval(out.stdout) == hashed_bag_of_words(text, 16).tolist()
     assert hashed_bag_of_words("Bob bob", 16).max() == pytest.approx(np.log1p(2))  # case-folded counts
+
+
+@pytest.mark.parametrize("limit,turns", [(1, 1), (2, 2), (3, 3), (5, 3)])
+def test_step_limit_below_max_turns_ends_the_episode_scored(limit, turns):
+    # Lookup's max_turns is 3: a lower max_episode_steps becomes the env's own limit
+    env = gym.make("idagym/Lookup-v0", max_episode_steps=limit)
+    env.reset(seed=0)
+    for turn in range(1, turns + 1):
+        _, reward, terminated, truncated, info = env.step("read")
+        assert (terminated, truncated) == (False, turn == turns)
+    assert reward == 0.0 and info["success"] is False and info["num_tests"] == 1
+    assert env.unwrapped.max_turns == min(limit, 3)
+
+
+def test_step_limit_reaches_user_envs_and_vector_envs():
+    idagym.register_env("test/EchoLimited-v0", Echo, max_turns=10)
+    env = gym.make("test/EchoLimited-v0", max_episode_steps=2)
+    env.reset(seed=0)
+    assert env.step("hi")[3] is False
+    _, reward, terminated, _, info = env.step("stop")  # solved on the limit's own step (TimeLimit marks it truncated too)
+    assert terminated is True and reward == 1.0 and info["success"] is True
+    envs = gym.make_vec("idagym/Lookup-v0", num_envs=2, max_episode_steps=1)
+    envs.reset(seed=0)
+    _, _, _, truncated, info = envs.step(("read", "read"))
+    assert truncated.all() and info["_success"].all() and not info["success"].any()
+    envs.close()
