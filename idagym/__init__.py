@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 # Built-in environments; guarded so that re-importing the package does not re-register.
 _BUILTIN = {
-    "idagym/AppWorld-v0": "idagym.appworld_env:AppWorldEnv",
+    "idagym/AppWorld-v0": "idagym.appworld:AppWorldEnv",
     "idagym/Lookup-v0": "idagym.lookup_env:LookupEnv",
 }
 for _env_id, _entry_point in _BUILTIN.items():

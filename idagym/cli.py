@@ -11,7 +11,7 @@ VERBS = {
     "train": "idagym.algorithms.cli",
     "compare": "idagym.algorithms.cli",
     "eval": "idagym.agents.cli",
-    "tasks": "idagym.tasks.cli",
+    "tasks": "idagym.appworld.tasks.cli",
     "envs": "idagym.env_cli",
     "play": "idagym.env_cli",
     "serve": "idagym.env_cli",

@@ -84,7 +84,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from idagym.server import serve
+    from idagym.appworld.server import serve
 
     print(f"AppWorld environment server on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     try:

@@ -17,9 +17,9 @@ from idagym.collector import Collector
 
 
 def default_scenario_id(task_id: str) -> str:
-    """The scenario of an AppWorld task ('<scenario>_<n>', `idagym.tasks.scenario_id`); other ids
+    """The scenario of an AppWorld task ('<scenario>_<n>', `idagym.appworld.tasks.scenario_id`); other ids
     (e.g. Lookup's) are their own scenario, or the part before the last '_'."""
-    from idagym.tasks import scenario_id
+    from idagym.appworld.tasks import scenario_id
 
     try:
         return scenario_id(task_id)

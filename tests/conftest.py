@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle torch threads must n
 @pytest.fixture(scope="session")
 def root() -> str:
     """APPWORLD_ROOT of the task suite (built on first use; `make setup` builds it up front)."""
-    from idagym.tasks import suite_root
+    from idagym.appworld.tasks import suite_root
 
     return str(suite_root())
 
@@ -20,6 +20,6 @@ def root() -> str:
 @pytest.fixture(scope="session")
 def task_id(root: str) -> str:
     """One AppWorld training task."""
-    from idagym.tasks import load_split
+    from idagym.appworld.tasks import load_split
 
     return load_split("train", root=root)[0]

@@ -13,8 +13,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import idagym
-from idagym.appworld_env import AppWorldEnv
-from idagym.tasks import ground_truth_code
+from idagym.appworld import AppWorldEnv
+from idagym.appworld.tasks import ground_truth_code
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -1,5 +1,6 @@
 """Hostile and broken actions: each ends in an observation or a clean truncation within the step
-limit, nothing leaves AppWorld's sandbox, a lost worker is replaced, and no process outlives the env."""
+limit, nothing leaves the sandbox, a lost sandbox costs only its episode (still scored on its app
+state), a lost worker is replaced, and no process outlives the env."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from idagym.appworld_env import AppWorldEnv
+from idagym.appworld import AppWorldEnv
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -42,6 +43,16 @@ def env(root: str):
     pid = env._world.pid if env._world else None
     env.close()
     assert pid is None or _gone(pid)
+
+
+@pytest.fixture(scope="module")
+def noop_reward(env: AppWorldEnv, task_id: str) -> float:
+    """The reward of an episode whose one action does nothing, on the same task."""
+    env.reset(options={"task_id": task_id})
+    env.step("pass")
+    reward = env.unwrapped._final_reward({})
+    env._done = True
+    return reward
 
 
 @pytest.fixture
@@ -77,7 +88,7 @@ HOSTILE = [
 
 
 @pytest.mark.parametrize("code", HOSTILE, ids=range(len(HOSTILE)))
-def test_hostile_action_gives_observation_or_clean_truncation(fresh: AppWorldEnv, code: str):
+def test_hostile_action_gives_observation_or_clean_truncation(fresh: AppWorldEnv, code: str, noop_reward: float):
     start = time.monotonic()
     obs, reward, terminated, truncated, info = fresh.step(code)
     elapsed = time.monotonic() - start
@@ -85,8 +96,9 @@ def test_hostile_action_gives_observation_or_clean_truncation(fresh: AppWorldEnv
     assert isinstance(obs, str) and len(obs) <= MAX_OBS
     assert PASSWD_LINE not in obs
     assert not terminated
-    if truncated:  # the world was lost: a one-line error, and the next episode works
-        assert info["error"] and "\n" not in info["error"] and reward == 0.0
+    if truncated:  # the sandbox was lost: a one-line error, scored as the app state stands
+        assert info["error"] and "\n" not in info["error"]
+        assert reward == noop_reward and info["num_tests"] > 0
     else:
         obs2, *_ = fresh.step("print('still alive')")
         assert obs2.strip() == "still alive"
@@ -107,16 +119,15 @@ def test_non_string_action(fresh: AppWorldEnv):
     assert "must be a string" in obs and not (terminated or truncated)
 
 
-def test_hang_in_c_code_kills_worker_and_next_reset_works(fresh: AppWorldEnv, task_id: str):
-    old_pid = fresh._world.pid
+def test_hang_in_c_code_costs_only_the_episode(fresh: AppWorldEnv, task_id: str, noop_reward: float):
+    worker_pid = fresh._world.pid
     start = time.monotonic()
     obs, reward, terminated, truncated, info = fresh.step("sum(range(10**13))")  # no bytecode boundary: SIGALRM can't stop it
     assert time.monotonic() - start < STEP_LIMIT_S + 2.0
-    assert truncated and not terminated and reward == 0.0
-    assert "killed" in info["error"] and info["num_tests"] == 0
-    assert _gone(old_pid)
+    assert truncated and not terminated
+    assert "killed" in info["error"] and info["num_tests"] > 0 and reward == noop_reward, fresh._failed  # scored all the same
     obs, info = fresh.reset(options={"task_id": task_id})
-    assert fresh._world.pid != old_pid
+    assert fresh._world.pid == worker_pid  # the worker lives on: only the episode's sandbox was killed
     assert fresh.step("print(2 + 2)")[0].strip() == "4"
 
 
@@ -132,7 +143,7 @@ def test_crashed_worker_truncates_and_is_replaced(fresh: AppWorldEnv, task_id: s
 
 SCRIPT = """
 import os, sys
-from idagym.appworld_env import AppWorldEnv
+from idagym.appworld import AppWorldEnv
 env = AppWorldEnv(root={root!r}, step_timeout_s=60)
 env.reset(options={{"task_id": {task_id!r}}})
 print(env._world.pid, flush=True)

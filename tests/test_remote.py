@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
-from idagym.appworld_env import AppWorldEnv
-from idagym.tasks import ground_truth_code, load_split, suite_root
+from idagym.appworld import AppWorldEnv
+from idagym.appworld.tasks import ground_truth_code, load_split, suite_root
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from idagym.tasks import (
+from idagym.appworld.tasks import (
     build_suite,
     format_stats,
     ground_truth_code,
@@ -20,9 +20,9 @@ from idagym.tasks import (
     suite_root,
     suite_stats,
 )
-from idagym.tasks.build import plan_tasks
-from idagym.tasks.templates import TEMPLATES
-from idagym.tasks.world import make_world
+from idagym.appworld.tasks.build import plan_tasks
+from idagym.appworld.tasks.templates import TEMPLATES
+from idagym.appworld.tasks.world import make_world
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +105,7 @@ def test_rebuild_is_byte_identical(root: Path, tmp_path: Path) -> None:
 RUNNER = textwrap.dedent('''
     import json, sys
     from pathlib import Path
-    from idagym.tasks import ground_truth_code, use_root
+    from idagym.appworld.tasks import ground_truth_code, use_root
     root, task_ids = Path(sys.argv[1]), sys.argv[2:]
     use_root(root)
     from appworld import AppWorld
@@ -148,7 +148,7 @@ def test_ground_truth_passes_and_doing_nothing_fails(root: Path, tmp_path: Path)
 
 
 def test_cli_stats(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from idagym.tasks.cli import add_parser
+    from idagym.appworld.tasks.cli import add_parser
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="verb"))

@@ -11,9 +11,9 @@ import pytest
 from gymnasium.vector import AsyncVectorEnv
 from gymnasium.vector.utils import create_shared_memory, read_from_shared_memory, write_to_shared_memory
 
-from idagym.appworld_env import AppWorldEnv
+from idagym.appworld import AppWorldEnv
+from idagym.appworld.tasks import ground_truth_code, load_split, suite_root
 from idagym.core import AnyText
-from idagym.tasks import ground_truth_code, load_split, suite_root
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

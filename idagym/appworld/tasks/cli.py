@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def _build(args: argparse.Namespace) -> int:
-    from idagym.tasks import build_suite, format_stats, suite_stats
+    from idagym.appworld.tasks import build_suite, format_stats, suite_stats
 
     start = time.perf_counter()
     root = build_suite(root=Path(args.root) if args.root else None, seed=args.seed,
@@ -20,7 +20,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from idagym.tasks import format_stats, suite_root, suite_stats
+    from idagym.appworld.tasks import format_stats, suite_root, suite_stats
 
     root = Path(args.root) if args.root else suite_root(build=not args.no_build)
     stats = suite_stats(root)

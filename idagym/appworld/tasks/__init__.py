@@ -1,7 +1,7 @@
 """AppWorld task data for idagym: the real data when present, else a built-in offline suite.
 
 The suite is generated deterministically from a seed, written in AppWorld's own on-disk format
-and verified with the unchanged ``appworld.AppWorld`` engine (see ``idagym.tasks.build``).
+and verified with the unchanged ``appworld.AppWorld`` engine (see ``idagym.appworld.tasks.build``).
 
 In a process that will create ``AppWorld`` worlds, call ``use_root(suite_root())`` first.
 """
@@ -121,7 +121,7 @@ def build_suite(root: Path | None = None, seed: int = 0, verify: bool = True, wo
     so concurrent callers wait and then reuse one build. Returns ``root``. ``templates`` and
     ``max_scenarios`` build a smaller suite (tests, determinism checks).
     """
-    from idagym.tasks import build as _build
+    from idagym.appworld.tasks import build as _build
 
     ensure_appworld_installed()
     root = Path(root) if root is not None else _suite_dir(seed)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from idagym.tasks.world import Person, World
+from idagym.appworld.tasks.world import Person, World
 
 # Shared start of every solution: passwords and profile from the supervisor app, and a helper
 # that walks paginated list APIs (page_limit is capped at 20 by the apps).

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from idagym.tasks.templates import TEMPLATES, TaskSpec, Template
-from idagym.tasks.world import WORLD_DATETIME, World, make_world, populate
+from idagym.appworld.tasks.templates import TEMPLATES, TaskSpec, Template
+from idagym.appworld.tasks.world import WORLD_DATETIME, World, make_world, populate
 
 SUITE_VERSION = 1
 TASKS_PER_SCENARIO = 3
@@ -199,7 +199,7 @@ def _tracker_info(tracker: Any) -> dict:
 def _verify_chunk(args: tuple[str, list[str]]) -> list[dict]:
     """Worker: run each task's solution and a do-nothing run through the real engine."""
     root, task_ids = args
-    from idagym.tasks import use_root
+    from idagym.appworld.tasks import use_root
     use_root(Path(root))
     from appworld import AppWorld
 

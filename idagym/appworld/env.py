@@ -1,7 +1,8 @@
-"""AppWorld as a text Gymnasium environment: the agent writes Python that calls the apps' APIs.
+"""TRUSTED SIDE: AppWorld as a text Gymnasium environment (the user's process).
 
-Each environment owns one AppWorld world, kept in a worker process (`idagym.worker`) or, with
-`remote_url`, in an AppWorld environment server (`idagym serve`) reached over HTTP.
+The agent writes Python that calls the apps' APIs. Each environment owns one worker process
+(`idagym.appworld.worker`), or with `remote_url` a session on an idagym environment server
+(`idagym serve`); the worker forks a fresh sandbox, apps process and scorer for every episode.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from idagym.appworld.worker import WorkerProcess
 from idagym.core import DigitalEnv, EnvFailure, Evaluation
-from idagym.worker import WorkerProcess
 
 RULES = """\
 You act on the supervisor's behalf. Each action you send is Python code, run in a persistent
@@ -30,6 +31,10 @@ Call an API as apis.<app_name>.<api_name>(...). Log in to an app with the superv
 When the task is done, call apis.supervisor.complete_task(); if the task asks a question, give the
 answer as apis.supervisor.complete_task(answer=...)."""
 
+# Seconds the environment waits for its worker beyond the worker's own limits (killing a sandbox,
+# reporting back) before it declares the worker itself lost.
+WORKER_GRACE_S = 10.0
+
 API_SUMMARY = (
     "Python code calling AppWorld's app APIs (apis.<app>.<api>(...)); discover them with "
     "apis.api_docs.show_app_descriptions / show_api_descriptions / show_api_doc; finish with "
@@ -38,54 +43,37 @@ API_SUMMARY = (
 
 
 class _RemoteWorld:
-    """Talks to an AppWorld environment server (`appworld.serve.environment.app`) over HTTP.
+    """Talks to an idagym environment server (`idagym serve`) over HTTP: the same commands as
+    WorkerProcess, run there by a worker of its own. Needs no AppWorld import here."""
 
-    Same `call(command, arg, timeout_s=...)` interface as WorkerProcess; needs no AppWorld import.
-    """
-
-    def __init__(self, url: str, appworld_kwargs: dict[str, Any]):
+    def __init__(self, url: str, config: dict[str, Any]):
         self.url = url.rstrip("/")
-        self.appworld_kwargs = appworld_kwargs
-        self.task_id: str | None = None
+        self.config = config
+        self.session = uuid.uuid4().hex
 
-    def _post(self, endpoint: str, payload: dict[str, Any], timeout_s: float) -> Any:
+    def call(self, command: str, arg: Any = None, *, timeout_s: float) -> Any:
+        payload = {"session": self.session, "command": command, "arg": arg, "config": self.config}
         request = urllib.request.Request(
-            f"{self.url}/{endpoint}",
-            data=json.dumps(payload).encode(),
-            headers={"Content-Type": "application/json"},
+            f"{self.url}/call", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"},
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                return json.loads(response.read())["output"]
+                answer = json.loads(response.read())
         except urllib.error.HTTPError as err:
             detail = err.read().decode(errors="replace")[:500]
-            raise EnvFailure(f"AppWorld server {endpoint} failed with HTTP {err.code}: {detail}") from None
-        except (urllib.error.URLError, TimeoutError, OSError) as err:
+            raise EnvFailure(f"environment server {command} failed with HTTP {err.code}: {detail}") from None
+        except (urllib.error.URLError, TimeoutError, OSError, ValueError) as err:
             reason = getattr(err, "reason", err)
-            raise EnvFailure(f"AppWorld server at {self.url} did not answer {endpoint}: {reason}") from None
-
-    def call(self, command: str, arg: Any = None, *, timeout_s: float) -> Any:
-        if command == "open":
-            self.task_id = arg
-            return self._post("initialize", {"task_id": arg, **self.appworld_kwargs}, timeout_s)
-        payload = {"task_id": self.task_id}
-        if command == "execute":
-            output = self._post("execute", {**payload, "code": arg}, timeout_s)
-            return output, bool(self._post("task_completed", payload, timeout_s))
-        if command == "evaluate":
-            out = self._post("evaluate", {**payload, "suppress_errors": True}, timeout_s)
-            return {
-                "pass_count": len(out["passes"]),
-                "num_tests": out["num_tests"],
-                "passes": [p["requirement"] for p in out["passes"]],
-                "failures": [f["requirement"] for f in out["failures"]],
-            }
-        if command == "close":
-            return self._post("close", payload, timeout_s)
-        raise ValueError(f"unknown command {command!r}")
+            raise EnvFailure(f"environment server at {self.url} did not answer {command}: {reason}") from None
+        if "error" in answer:
+            raise EnvFailure(str(answer["error"]))
+        return answer["value"]
 
     def kill(self) -> None:
-        self.task_id = None
+        try:
+            self.call("exit", timeout_s=5.0)
+        except EnvFailure:
+            pass
 
 
 class AppWorldEnv(DigitalEnv):
@@ -105,7 +93,7 @@ class AppWorldEnv(DigitalEnv):
         remote_url: URL of an AppWorld environment server (`idagym serve`); None runs locally.
         experiment_name: AppWorld output folder prefix; every env instance adds a unique suffix
             so parallel envs on the same task never share an output folder.
-        root: the APPWORLD_ROOT to use; default `idagym.tasks.suite_root()` (real data under
+        root: the APPWORLD_ROOT to use; default `idagym.appworld.tasks.suite_root()` (real data under
             $APPWORLD_ROOT when present, otherwise the built-in offline suite).
         keep_outputs: keep AppWorld's per-task output folders (logs, databases) after `close()`.
     """
@@ -144,10 +132,9 @@ class AppWorldEnv(DigitalEnv):
         self.appworld_kwargs: dict[str, Any] = {
             "experiment_name": self.experiment_name,
             "timeout_seconds": int(appworld_timeout_s),
-            "raise_on_unsafe_syntax": True,
-            "null_patch_unsafe_execution": True,
             "max_interactions": max_turns + 10,
         }
+        self.isolation: str | None = None  # how the last episode's sandbox was confined
         self._world: WorkerProcess | _RemoteWorld | None = None
         self._completed = False
         self._failed: str | None = None
@@ -158,20 +145,20 @@ class AppWorldEnv(DigitalEnv):
     def root(self) -> str:
         """The APPWORLD_ROOT this environment's tasks come from (built on first use)."""
         if self._root is None:
-            from idagym.tasks import suite_root
+            from idagym.appworld.tasks import suite_root
 
             self._root = str(suite_root())
         return self._root
 
     def task_ids(self, split: str) -> list[str]:
         if split not in self._splits:
-            from idagym.tasks import load_split
+            from idagym.appworld.tasks import load_split
 
             self._splits[split] = list(load_split(split, root=self.root))
         return self._splits[split]
 
     def solution(self, task_id: str) -> list[str]:
-        from idagym.tasks import ground_truth_code
+        from idagym.appworld.tasks import ground_truth_code
 
         return [ground_truth_code(task_id, root=self.root)]
 
@@ -184,24 +171,28 @@ class AppWorldEnv(DigitalEnv):
         lost mid-episode took the episode's state with it)."""
         if self._world is None:
             if self.remote_url:
-                self._world = _RemoteWorld(self.remote_url, self.appworld_kwargs)
+                config = {"appworld_kwargs": self.appworld_kwargs, "max_output_chars": self.max_obs_chars,
+                          "memory_limit_mb": self.memory_limit_mb, "step_timeout_s": self.step_timeout_s}
+                self._world = _RemoteWorld(self.remote_url, config)
             else:
                 self._world = WorkerProcess(
                     self.root,
                     memory_limit_mb=self.memory_limit_mb,
                     appworld_kwargs=self.appworld_kwargs,
                     max_output_chars=self.max_obs_chars,  # cut in the worker: the marker counts the true size
+                    step_timeout_s=self.step_timeout_s,
                 )
         if start and isinstance(self._world, WorkerProcess) and not self._world.alive:
             self._world.start()
         return self._world
 
     def _call(self, command: str, arg: Any = None, timeout_s: float | None = None) -> Any:
+        """One command to the worker; a worker failure loses the episode (no evaluation)."""
         if self._failed is not None:
             raise EnvFailure(f"the world of this episode was lost: {self._failed}")
         try:
             world = self._ensure_world(start=command == "open")
-            return world.call(command, arg, timeout_s=timeout_s or self.step_timeout_s)
+            return world.call(command, arg, timeout_s=timeout_s or self.step_timeout_s + WORKER_GRACE_S)
         except EnvFailure as err:
             self._failed = str(err)
             raise
@@ -211,8 +202,9 @@ class AppWorldEnv(DigitalEnv):
         self._failed, self._completed = None, False
         if not self.remote_url and not Path(self.root, "data", "tasks", task_id).is_dir():
             raise ValueError(f"unknown AppWorld task id {task_id!r}: no folder under {self.root}/data/tasks")
-        # Creating a world loads every app's database: allow more than one step's time.
-        task = self._call("open", task_id, timeout_s=max(self.step_timeout_s, 60.0))
+        # Opening a task loads every app's database: allow more than one step's time.
+        task = self._call("open", task_id, timeout_s=max(self.step_timeout_s, 60.0) + WORKER_GRACE_S)
+        self.isolation = task["isolation"]
         sup = task["supervisor"]
         return (
             f"Task: {task['instruction']}\n\n"
@@ -223,14 +215,17 @@ class AppWorldEnv(DigitalEnv):
     def execute(self, action: str) -> str:
         # Lone surrogates (not valid UTF-8) would break AppWorld's log writing: replace them.
         action = action.encode("utf-8", "replace").decode("utf-8")
-        output, self._completed = self._call("execute", action)
-        return output
+        result = self._call("execute", action)
+        self._completed = result["completed"]
+        if result["lost"]:  # the sandbox is gone; the apps keep their state, so the episode is still scored
+            raise EnvFailure(result["lost"])
+        return result["output"]
 
     def task_completed(self) -> bool:
         return self._completed
 
     def evaluate(self) -> Evaluation:
-        result = self._call("evaluate", timeout_s=max(self.step_timeout_s, 60.0))
+        result = self._call("evaluate", timeout_s=max(self.step_timeout_s, 60.0) + WORKER_GRACE_S)
         return Evaluation(result["pass_count"], result["num_tests"], result["passes"], result["failures"])
 
     def close_task(self) -> None:
@@ -240,7 +235,7 @@ class AppWorldEnv(DigitalEnv):
         if isinstance(world, WorkerProcess) and not world.alive:
             return
         try:
-            world.call("close", timeout_s=self.step_timeout_s)
+            world.call("close", timeout_s=self.step_timeout_s + WORKER_GRACE_S)
         except EnvFailure:
             world.kill()
 
