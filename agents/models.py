@@ -60,10 +60,10 @@ def load_model_and_tokenizer(
         model = tiny_model(len(tokenizer), cfg, tokenizer).to(dtype)
     else:
         folder = smollm2_folder() if cfg.name == "smollm2-135m" else cfg.name
-        model, tokenizer = _from_pretrained(folder, dtype)
+        model, tokenizer = _from_pretrained(folder, dtype, trainable_adapter=cfg.lora)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if cfg.lora:
+    if cfg.lora and not _is_peft(model):  # a saved adapter (a run's model/) is trained on, not wrapped again
         model = add_lora(model, cfg)
     model.eval()
     return model, tokenizer
@@ -106,7 +106,14 @@ def add_lora(model: PreTrainedModel, cfg: ModelConfig) -> PreTrainedModel:
         return get_peft_model(model, lora)
 
 
-def _from_pretrained(name: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _is_peft(model: PreTrainedModel) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def _from_pretrained(name: str, dtype: torch.dtype, *, trainable_adapter: bool = False
+                     ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     if not Path(name).is_dir() and (name.startswith((".", "/", "~")) or name.count("/") != 1):
         raise ModelNotFoundError(
             f"model {name!r} not found: give 'tiny', 'tiny-word', 'smollm2-135m', a local model folder, or a hub id already in the HF cache"
@@ -116,7 +123,8 @@ def _from_pretrained(name: str, dtype: torch.dtype) -> tuple[PreTrainedModel, Pr
         if (Path(name) / "adapter_config.json").exists():  # a trained LoRA adapter on a local base model
             from peft import AutoPeftModelForCausalLM
 
-            model = AutoPeftModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True)
+            model = AutoPeftModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True,
+                                                             is_trainable=trainable_adapter)
         else:
             model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True)
     except OSError as err:

@@ -37,6 +37,7 @@ class Algorithm(ABC):
     name: ClassVar[str] = ""
     needs_critic: ClassVar[bool] = False  # trainer builds a ValueHead and fills batch.old_values
     epochs_default: ClassVar[int] = 1  # passes over each iteration's data unless the config says otherwise
+    learns_from: ClassVar[str] = "rollouts"  # or "demonstrations": trained on the env's solutions (or a file)
 
     def __init__(self, cfg: AlgorithmConfig):
         self.cfg = cfg

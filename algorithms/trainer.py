@@ -60,8 +60,11 @@ class Trainer:
         pad_token_id: int = 0,
         run: Run | None = None,
         log: Callable[[str], None] = print,
+        train_source: Collector | None = None,
     ):
         self.cfg, self.model, self.collector, self.run, self.log = cfg, model, collector, run, log
+        # where training trajectories come from (demonstrations for sft); evaluation always rolls out
+        self.train_source = train_source or collector
         self.train_tasks, self.eval_tasks = list(train_tasks), list(eval_tasks or [])
         self.pad_token_id = pad_token_id
         self.algo = make_algorithm(cfg.algorithm)
@@ -262,7 +265,7 @@ class Trainer:
         k = min(tcfg.tasks_per_iteration, len(self.train_tasks))
         tasks = [self.train_tasks[i] for i in rng.choice(len(self.train_tasks), size=k, replace=False)]
         t0 = time.time()
-        trajs = self.collector.collect(tasks, self.cfg.collector.group_size, _seed_for(tcfg.seed, it, 0))
+        trajs = self.train_source.collect(tasks, self.cfg.collector.group_size, _seed_for(tcfg.seed, it, 0))
         t_collect = time.time() - t0
         for traj in trajs:
             traj.info["iteration"] = it
@@ -301,7 +304,9 @@ def build(cfg: Config, run: Run | None = None, log: Callable[[str], None] = prin
     import gymnasium as gym
 
     from idagym.agents.hf_policy import TransformersPolicy
+    from idagym.algorithms import ALGORITHMS
     from idagym.collector import Collector as EnvCollector
+    from idagym.demonstrations import FileDemonstrations, SolutionDemonstrations, load_demonstrations
 
     torch.set_num_threads(cfg.train.threads)
     random.seed(cfg.train.seed)
@@ -311,11 +316,20 @@ def build(cfg: Config, run: Run | None = None, log: Callable[[str], None] = prin
     probe = gym.make(cfg.train.env, **env_kwargs)
     try:
         policy = TransformersPolicy.from_config(cfg.model, cfg.policy, env=probe)
-        train_tasks = probe.unwrapped.task_ids(cfg.train.split)
+        duplicated = probe.unwrapped.duplicated_task_ids(cfg.train.split)
+        train_tasks = [t for t in probe.unwrapped.task_ids(cfg.train.split) if t not in duplicated]
         eval_tasks = probe.unwrapped.task_ids(cfg.train.eval_split) if cfg.train.eval_split else []
     finally:
         probe.close()
+    train_source: Any = None
+    if ALGORITHMS[cfg.algorithm.name].learns_from == "demonstrations" and cfg.train.demonstrations:
+        demos = load_demonstrations(cfg.train.demonstrations, vocab_size=len(policy.tokenizer), task_ids=train_tasks)
+        train_source = FileDemonstrations(demos)
+        train_tasks = train_source.task_ids
     collector = EnvCollector(cfg.train.env, policy, cfg.collector.num_envs, env_kwargs,
                              progress=cfg.train.progress and cfg.collector.progress)
-    trainer = Trainer(cfg, policy.model, collector, train_tasks, eval_tasks, pad_token_id=policy.pad_id, run=run, log=log)
+    if ALGORITHMS[cfg.algorithm.name].learns_from == "demonstrations" and train_source is None:
+        train_source = SolutionDemonstrations(collector, policy, collector.envs[0].unwrapped.solution)
+    trainer = Trainer(cfg, policy.model, collector, train_tasks, eval_tasks, pad_token_id=policy.pad_id, run=run, log=log,
+                      train_source=train_source)
     return trainer, collector

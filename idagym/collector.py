@@ -61,8 +61,18 @@ class Collector:
         """The task ids of a split, as the environment defines them."""
         return self.envs[0].unwrapped.task_ids(split)
 
-    def collect(self, task_ids: Sequence[str], group_size: int = 1, seed: int = 0) -> list[Trajectory]:
-        """K = group_size episodes per task, in task order; group_id = the task's index here."""
+    def collect(self, task_ids: Sequence[str], group_size: int = 1, seed: int = 0,
+                policy: Policy | None = None) -> list[Trajectory]:
+        """K = group_size episodes per task, in task order; group_id = the task's index here.
+        `policy` replaces the collector's own for this call (e.g. a demonstrating policy)."""
+        own = self.policy
+        self.policy = policy or own
+        try:
+            return self._collect(task_ids, group_size, seed)
+        finally:
+            self.policy = own
+
+    def _collect(self, task_ids: Sequence[str], group_size: int, seed: int) -> list[Trajectory]:
         if self.policy is None:
             raise ValueError("the collector has no policy: pass one to Collector(...) or set .policy")
         if hasattr(self.policy, "set_seed"):

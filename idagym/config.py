@@ -30,7 +30,7 @@ class AlgorithmConfig:
     """Which algorithm, and the knobs of its advantage and loss (ablations are options here)."""
 
     name: str = "loop"
-    """Registered algorithm: loop, rloo, grpo, ppo."""
+    """Registered algorithm: loop, rloo, grpo, ppo, or sft (supervised warm start from demonstrations)."""
     clip_eps: float = 0.2
     """PPO clip epsilon (LOOP's public code: 0.1)."""
     clip_mode: str = "symmetric"
@@ -66,7 +66,10 @@ class TrainConfig:
     env: str = "idagym/AppWorld-v0"
     """Gymnasium id of the environment (any registered idagym DigitalEnv)."""
     split: str = "train"
-    """Split whose tasks are trained on."""
+    """Split whose tasks are trained on (and, for sft, whose demonstrations are used)."""
+    demonstrations: str | None = None
+    """sft: a JSONL file of demonstrations in the buffer's format (e.g. filtered successful rollouts);
+    None: the environment's ground-truth solutions of `split`, played through the policy."""
     eval_split: str = "dev"
     """Split of the periodic and final evaluations."""
     iterations: int = 4
@@ -189,6 +192,9 @@ def validate(cfg: Config) -> None:
 
     if cfg.algorithm.name not in ALGORITHMS:
         raise ConfigError(f"algorithm.name={cfg.algorithm.name!r} is not one of {', '.join(sorted(ALGORITHMS))}")
+    if cfg.train.demonstrations and ALGORITHMS[cfg.algorithm.name].learns_from != "demonstrations":
+        raise ConfigError(f"train.demonstrations is read only by algorithms that learn from demonstrations "
+                          f"(sft), not {cfg.algorithm.name}")
     for key, allowed in CHOICES.items():
         if _get(cfg, key) not in allowed:
             raise ConfigError(f"{key}={_get(cfg, key)!r} is not one of {', '.join(allowed)}")
@@ -198,6 +204,9 @@ def validate(cfg: Config) -> None:
     for key in NON_NEGATIVE:
         if _get(cfg, key) < 0:
             raise ConfigError(f"{key} must be >= 0, got {_get(cfg, key)}")
+    if cfg.policy.top_p < 1:
+        raise ConfigError(f"policy.top_p={cfg.policy.top_p} cannot be trained with: behaviour log-probs are of the "
+                          "untruncated distribution; use top_p=1 (and a lower temperature) for training")
     if cfg.train.epochs is not None and cfg.train.epochs < 1:
         raise ConfigError(f"train.epochs must be >= 1 (or null for the algorithm's default), got {cfg.train.epochs}")
     if len(cfg.train.adam_betas) != 2 or not all(0 <= b < 1 for b in cfg.train.adam_betas):

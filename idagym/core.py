@@ -208,6 +208,11 @@ class DigitalEnv(gym.Env[str, str]):
         """Ground-truth actions that solve `task_id` (used by the scripted agent to test the env)."""
         raise NotImplementedError(f"{type(self).__name__} has no ground-truth solutions")
 
+    def duplicated_task_ids(self, split: str) -> set[str]:
+        """Tasks of `split` that repeat a task of another split (same template and parameters).
+        Trainers leave them out, so that no held-out task is trained on."""
+        return set()
+
     def vocabulary(self) -> list[str] | None:
         """For small synthetic worlds: every word the env and a good agent use (a word-level tokenizer
         is built from it). None for open-ended worlds such as AppWorld."""

@@ -181,9 +181,11 @@ class Run:
 
     def rewind(self, next_iteration: int) -> None:
         """Cut every record of iterations >= next_iteration (done by an attempt that was killed
-        before its checkpoint), and evaluations after them, so resuming repeats them exactly once."""
+        before its checkpoint), and evaluations after them, so resuming repeats them exactly once.
+        An evaluation is labelled with the iterations completed before it, and the checkpoint of
+        `next_iteration` is written after the evaluation at `next_iteration`: that one stays."""
         truncate_jsonl(self.metrics_path, lambda r: r.get("iteration", 0) < next_iteration)
-        truncate_jsonl(self.eval_path, lambda r: r.get("iteration", 0) < next_iteration or r.get("phase") == "before")
+        truncate_jsonl(self.eval_path, lambda r: r.get("iteration", 0) <= next_iteration or r.get("phase") == "before")
         truncate_jsonl(self.trajectories_path, lambda r: r.get("info", {}).get("iteration", 0) < next_iteration)
 
     def metrics(self) -> list[dict[str, Any]]:

@@ -75,3 +75,8 @@ def test_train_keys_have_a_shorthand_and_module_env_ids_import(monkeypatch):
         load_config(None, ["env=no_such_module:x/Y-v0"])
     with pytest.raises(ConfigError, match="not a registered environment"):
         load_config(None, ["env=nobody/Nothing-v0"])
+
+
+def test_top_p_below_one_is_refused_for_training():
+    with pytest.raises(ConfigError, match=r"policy.top_p=0.9 cannot be trained with"):
+        load_config(None, ["policy.top_p=0.9"])

@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from idagym.appworld import AppWorldEnv
+from idagym.appworld.landlock import abi_version
 from idagym.appworld.tasks import ground_truth_code, load_split, suite_root
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -69,3 +70,22 @@ def test_unreachable_server_is_a_clean_failure():
     with pytest.raises(Exception, match="did not answer"):
         env.reset(options={"task_id": "any"})
     env.close()
+
+
+def test_remote_episodes_keep_the_reward_out_of_reach(server):
+    """Remote mode gives the same guarantees: a patched scorer and poisoned builtins earn nothing and
+    do not reach the next episode of the same session."""
+    from test_reward_integrity import NOOP, PATCH_SCORING, episode
+
+    root, url = server
+    env = AppWorldEnv(remote_url=url, root=root, step_timeout_s=30, max_turns=5)
+    try:
+        task_id = load_split("train", root=root)[0]
+        _, noop_reward, noop_info = episode(env, task_id, [NOOP])
+        outputs, reward, info = episode(env, task_id, [PATCH_SCORING + "\nbuiltins = __import__('builtins')\nbuiltins.print = None", NOOP])
+        assert "HACK RAN" in outputs[0] and env.isolation == ("landlock" if abi_version() else "audit-hook")
+        assert (reward, info["evaluation"]) == (noop_reward, noop_info["evaluation"])
+        outputs, reward, info = episode(env, task_id, ["print(2 + 2)", NOOP])
+        assert outputs[0].strip() == "4" and reward == noop_reward
+    finally:
+        env.close()

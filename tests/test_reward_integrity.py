@@ -112,7 +112,11 @@ print('HACK RAN; frames:', len(frames), 'found:', found is not None)
 apis.supervisor.complete_task(answer=found)
 """
 
-WALK = "[]\n_f = sys._getframe()\nwhile _f is not None:\n    frames.append(_f)\n    _f = _f.f_back"
+WALK = """[]
+for _f in sys._current_frames().values():
+    while _f is not None:
+        frames.append(_f)
+        _f = _f.f_back"""
 
 
 @pytest.mark.parametrize("hack", [
@@ -143,14 +147,36 @@ apis.supervisor.complete_task(answer=found)
 """
 
 
-def test_ground_truth_files_are_unreadable(env, question: str):
+# The same reads from a thread, which goes on running between actions, outside the action's own code.
+READ_FILES_LATER = """
+threading = __import__("threading")
+result = {{}}
+def read_later():
+    threading.Event().wait(0.2)
+    opener = getattr(__import__("builtins"), "op" + "en")
+    for path in {paths!r}:
+        try:
+            result["found"] = __import__("json").loads(opener(path).read())
+        except Exception as err:
+            result["refused"] = type(err).__name__
+threading.Thread(target=read_later, daemon=True).start()
+print('HACK RAN')
+"""
+REPORT_LATER = "print('found:', 'found' in result)\napis.supervisor.complete_task(answer=result.get('found'))"
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["in-action", "from-thread"])
+def test_ground_truth_files_are_unreadable(env, question: str, later: bool):
     other = _tasks(env, "question")[-1]
     paths = [os.path.join(env.root, "data", "tasks", t, "ground_truth", "answer.json") for t in (question, other)]
     assert all(os.path.exists(p) for p in paths)
     baseline(env, question)
-    outputs, reward, info = episode(env, question, [READ_FILES.format(paths=paths)])
+    if later:
+        outputs, reward, info = episode(env, question, [READ_FILES_LATER.format(paths=paths), REPORT_LATER], pause_s=0.6)
+    else:
+        outputs, reward, info = episode(env, question, [READ_FILES.format(paths=paths)])
     assert "HACK RAN" in outputs[0], outputs[0][:500]
-    assert "found: False" in outputs[0], "agent code read a ground-truth file"
+    assert "found: False" in outputs[-1], "agent code read a ground-truth file"
     assert_no_gain_and_clean(env, question, reward, info)
 
 
@@ -247,3 +273,43 @@ def test_database_control_endpoints_are_unreachable(env, action: str):
     outputs, reward, info = episode(env, action, [DB_CONTROL, NOOP])
     assert "HACK RAN; answered: []" in outputs[0], outputs[0][:500]
     assert_no_gain_and_clean(env, action, reward, info)
+
+
+TAMPER_GUARD = """
+gc, json = __import__("gc"), __import__("json")
+opener = getattr(__import__("builtins"), "op" + "en")
+changed = 0
+for o in gc.get_objects():
+    if type(o).__name__ == "function" and o.__name__ == "hook" and "audit" in o.__qualname__:
+        for attr, value in (("__defaults__", (("/",), frozenset())), ("__code__", (lambda *a, **k: None).__code__)):
+            try:
+                setattr(o, attr, value)
+                changed += 1
+            except Exception:
+                pass
+    if type(o).__name__ == "function" and o.__name__ == "switch" and o.__closure__:
+        o(False)  # a guard with an off switch
+        changed += 1
+found = None
+try:
+    found = json.loads(opener({path!r}).read())
+except Exception as err:
+    print("refused:", type(err).__name__)
+print("HACK RAN; changed:", changed, "found:", found is not None)
+apis.supervisor.complete_task(answer=found)
+"""
+
+
+def test_the_guard_cannot_be_switched_off(env, question: str):
+    path = os.path.join(env.root, "data", "tasks", question, "ground_truth", "answer.json")
+    baseline(env, question)
+    outputs, reward, info = episode(env, question, [TAMPER_GUARD.format(path=path)])
+    assert "HACK RAN; changed: 0 found: False" in outputs[0], outputs[0][:500]
+    assert_no_gain_and_clean(env, question, reward, info)
+
+
+def test_sandbox_is_confined_by_the_kernel_where_it_can_be(env, action: str):
+    from idagym.appworld.landlock import abi_version
+
+    env.reset(options={"task_id": action})
+    assert env.isolation == ("landlock" if abi_version() else "audit-hook")

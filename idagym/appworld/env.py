@@ -157,6 +157,11 @@ class AppWorldEnv(DigitalEnv):
             self._splits[split] = list(load_split(split, root=self.root))
         return self._splits[split]
 
+    def duplicated_task_ids(self, split: str) -> set[str]:
+        from idagym.appworld.tasks import duplicated_task_ids
+
+        return duplicated_task_ids(split, root=self.root)
+
     def solution(self, task_id: str) -> list[str]:
         from idagym.appworld.tasks import ground_truth_code
 

@@ -200,6 +200,19 @@ def _task_infos(root: Path) -> dict[str, dict]:
     return infos
 
 
+def duplicated_task_ids(split: str, root: Path | None = None) -> set[str]:
+    """Tasks of ``split`` whose template and parameters are those of a task in another split.
+
+    Splits are drawn by scenario, and a few parameter sets were drawn in two scenarios of one
+    template; the split files stay as they are (figures stay comparable), and training leaves these
+    tasks out so that no held-out task is trained on.
+    """
+    infos = _task_infos(_root(root))
+    key = lambda i: (i.get("template"), json.dumps(i.get("params"), sort_keys=True))  # noqa: E731
+    elsewhere = {key(i) for i in infos.values() if i["split"] != split and i.get("template")}
+    return {t for t, i in infos.items() if i["split"] == split and i.get("template") and key(i) in elsewhere}
+
+
 def suite_stats(root: Path | None = None) -> dict:
     """Counts of tasks per split, app, difficulty and kind (plus scenarios and templates)."""
     root = _root(root)
