@@ -13,7 +13,8 @@ BUILTIN_AGENTS = "tiny, tiny-word, smollm2-135m, scripted, null, or a model fold
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("eval", help="evaluate an agent on a split (TGC / SGC)")
-    p.add_argument("--env", default="idagym/AppWorld-v0", help="registered environment id")
+    p.add_argument("--env", default=None,
+                   help="registered environment id (default: the one a trained model was trained on, else idagym/AppWorld-v0)")
     p.add_argument("--agent", default="scripted", help=BUILTIN_AGENTS)
     p.add_argument("--split", default="dev")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N tasks")
@@ -21,14 +22,35 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--max-turns", type=int, default=None, help="turn limit per episode (env default if unset)")
     p.add_argument("--num-envs", type=int, default=1, help="environments run in parallel")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--max-context-tokens", type=int, default=8192)
+    # None: a trained model's own settings (its idagym_policy.json), else the PolicyConfig defaults
+    p.add_argument("--temperature", type=float, default=None, help="0: greedy (default: as trained, else 0)")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus mass (default: as trained, else 1)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="per turn (default: as trained, else 512)")
+    p.add_argument("--max-context-tokens", type=int, default=None, help="per episode (default: as trained, else 8192)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
 
-def make_agent(args: argparse.Namespace) -> Any:
+UNTRAINED = {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 512, "max_context_tokens": 8192}
+FLAGS = ("temperature", "top_p", "max_new_tokens", "max_context_tokens")
+
+
+def trained_settings(agent: str) -> dict[str, Any] | None:
+    """The settings a model folder saved by `idagym train` was trained with (None otherwise)."""
+    from idagym.agents.models import load_policy_settings
+
+    return load_policy_settings(agent) if Path(agent).is_dir() else None
+
+
+def policy_settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any]:
+    """PolicyConfig fields: a trained model's own settings (or the untrained defaults), then any flag given."""
+    settings = dict(saved["policy"]) if saved else dict(UNTRAINED)
+    settings.update({k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None})
+    settings["seed"] = args.seed
+    return settings
+
+
+def make_agent(args: argparse.Namespace, settings: dict[str, Any] | None = None) -> Any:
     """A policy factory given the env (scripted agents read its solutions, LLMs its APIs/vocabulary)."""
     from idagym.agents.scripted import NullPolicy, ScriptedPolicy
 
@@ -41,15 +63,9 @@ def make_agent(args: argparse.Namespace) -> Any:
         from idagym.agents.config import ModelConfig, PolicyConfig
         from idagym.agents.hf_policy import TransformersPolicy
 
-        one_word = env.unwrapped.vocabulary() is not None
-        policy_cfg = PolicyConfig(
-            temperature=args.temperature,
-            max_new_tokens=args.max_new_tokens,
-            max_context_tokens=args.max_context_tokens,
-            action_format="raw" if one_word else "code_block",
-            seed=args.seed,
-        )
-        return TransformersPolicy.from_config(ModelConfig(name=args.agent, seed=args.seed), policy_cfg, env)
+        fields = dict(settings or policy_settings(args, None))
+        fields.setdefault("action_format", "raw" if env.unwrapped.vocabulary() is not None else "code_block")
+        return TransformersPolicy.from_config(ModelConfig(name=args.agent, seed=args.seed), PolicyConfig(**fields), env)
 
     return llm
 
@@ -58,11 +74,20 @@ def run(args: argparse.Namespace) -> int:
     from idagym.agents.models import ModelNotFoundError
     from idagym.evaluation import evaluate, format_report
 
-    env_kwargs = {"max_turns": args.max_turns} if args.max_turns else {}
+    saved = trained_settings(args.agent)
+    settings = policy_settings(args, saved)
+    env_id = args.env or (saved["env"] if saved else "idagym/AppWorld-v0")
+    env_kwargs = dict(saved["env_kwargs"]) if saved and env_id == saved["env"] else {}
+    if args.max_turns:
+        env_kwargs["max_turns"] = args.max_turns
+    if args.agent not in ("scripted", "null"):
+        shown = ", ".join(f"{k}={settings[k]}" for k in FLAGS)
+        origin = f"as trained ({Path(args.agent) / 'idagym_policy.json'}), flags override" if saved else "defaults"
+        print(f"policy: {shown}; env {env_id} {env_kwargs or ''} ({origin})", flush=True)
     try:
         report = evaluate(
-            args.env,
-            make_agent(args),
+            env_id,
+            make_agent(args, settings),
             args.split,
             limit=args.limit,
             num_envs=args.num_envs,

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -158,6 +159,23 @@ def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folde
             model = copy.deepcopy(model).merge_and_unload()
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
+
+
+POLICY_SETTINGS = "idagym_policy.json"
+
+
+def save_policy_settings(folder: str | os.PathLike, policy: dict[str, Any], env: str, env_kwargs: dict[str, Any]) -> None:
+    """Next to a saved model: the policy settings and the env it was trained with (written atomically)."""
+    path = Path(folder) / POLICY_SETTINGS
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"policy": policy, "env": env, "env_kwargs": env_kwargs}, indent=2))
+    os.replace(tmp, path)
+
+
+def load_policy_settings(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """What `save_policy_settings` wrote, or None for a folder without it (e.g. a plain HF model)."""
+    path = Path(folder) / POLICY_SETTINGS
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def smollm2_folder() -> str:

@@ -85,7 +85,8 @@ def train_main(args: argparse.Namespace) -> int:
     minutes = (time.time() - t0) / 60
     before, after = result["before"], result["after"]
     if before or after:
-        fmt = lambda e: "n/a" if e is None else f"{e['success_rate']:.3f} ({e['episodes']} episodes)"  # noqa: E731
+        fmt = lambda e: "n/a" if e is None else (  # noqa: E731
+            f"{e['success_rate']:.3f} [95% CI {e['success_ci95'][0]:.3f}-{e['success_ci95'][1]:.3f}] ({e['episodes']} episodes)")
         print(f"success on {cfg.train.eval_split}: before {fmt(before)} -> after {fmt(after)}")
     print(f"done in {minutes:.1f} min. Results in {run.root}/: metrics.jsonl, eval.jsonl, curves.png, "
           f"trajectories.jsonl, tb/ (tensorboard --logdir {run.root}/tb), checkpoint.pt, model/")

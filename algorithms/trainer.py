@@ -12,6 +12,7 @@ on the last hidden state, old values filled in before advantages) and `needs_ref
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 import time
@@ -24,12 +25,13 @@ import torch
 from tianshou.data import Batch
 from torch import nn
 
-from idagym.agents.models import save_model
+from idagym.agents.models import save_model, save_policy_settings
 from idagym.agents.scoring import next_token_logp
 from idagym.algorithms import functional as F
 from idagym.algorithms.base import ModelOutputs, ValueHead, make_algorithm
 from idagym.buffer import RolloutBuffer, Trajectory
 from idagym.config import Config, to_yaml
+from idagym.evaluation import wilson_interval
 from idagym.run import Run
 
 
@@ -193,12 +195,16 @@ class Trainer:
         tasks = self.eval_tasks[: tcfg.eval_tasks] if tcfg.eval_tasks else self.eval_tasks
         t0 = time.time()
         trajs = self.collector.collect(tasks, tcfg.eval_episodes_per_task, _seed_for(tcfg.seed, completed, 2))
+        solved = sum(t.success for t in trajs)
         row = {"iteration": completed, "phase": phase, "split": tcfg.eval_split, "episodes": len(trajs),
                "success_rate": float(np.mean([t.success for t in trajs])),
+               "success_ci95": list(wilson_interval(solved, len(trajs))),
                "reward_mean": float(np.mean([t.reward for t in trajs])), "seconds": round(time.time() - t0, 2)}
         if self.run is not None:
             self.run.log_eval(row)
-        self.log(f"eval ({phase}, {completed} iterations): success {row['success_rate']:.3f} on {len(trajs)} episodes")
+        lo, hi = row["success_ci95"]
+        self.log(f"eval ({phase}, {completed} iterations): success {row['success_rate']:.3f} "
+                 f"[95% CI {lo:.3f}-{hi:.3f}] on {len(trajs)} episodes")
         return row
 
     # ---- checkpoints ------------------------------------------------------------------------------
@@ -231,8 +237,10 @@ class Trainer:
         self.iteration = int(state["next_iteration"])
 
     def save_model(self, folder: Any) -> None:
-        """The trained model for later use: the LoRA adapter, or all weights (plus the value head)."""
+        """The trained model for later use: the LoRA adapter, or all weights (plus the value head), and
+        the policy settings and env it was trained with, so that `idagym eval` runs it as trained."""
         save_model(self.model, self.collector.policy.tokenizer, folder)
+        save_policy_settings(folder, dataclasses.asdict(self.cfg.policy), self.cfg.train.env, dict(self.cfg.collector.env_kwargs))
         if self.critic is not None:
             torch.save(self.critic.state_dict(), f"{folder}/value_head.pt")
 

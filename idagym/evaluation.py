@@ -6,6 +6,7 @@ TGC: the share of tasks whose tests all pass. SGC: the share of scenarios all of
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -59,6 +60,17 @@ def evaluate(
     return report
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% (Wilson score) interval of a success rate: sound at 0 and 1 and for small n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if successes == 0 else lo), (1.0 if successes == n else hi)  # exact ends, no float dust
+
+
 def summarize(trajectories: list, scenario_fn: Callable[[str], str] = default_scenario_id) -> dict[str, Any]:
     """Success rates and counts over finished trajectories (one per task)."""
     n = len(trajectories)
@@ -77,17 +89,24 @@ def summarize(trajectories: list, scenario_fn: Callable[[str], str] = default_sc
         }
         for t in trajectories
     ]
+    solved, solved_scenarios = sum(t.success for t in trajectories), sum(all(v) for v in scenarios.values())
     return {
         "num_tasks": n,
         "num_scenarios": len(scenarios),
-        "tgc": sum(t.success for t in trajectories) / n if n else 0.0,
-        "sgc": sum(all(v) for v in scenarios.values()) / len(scenarios) if scenarios else 0.0,
+        "tgc": solved / n if n else 0.0,
+        "tgc_interval": wilson_interval(solved, n),
+        "sgc": solved_scenarios / len(scenarios) if scenarios else 0.0,
+        "sgc_interval": wilson_interval(solved_scenarios, len(scenarios)),
         "mean_reward": sum(t.reward for t in trajectories) / n if n else 0.0,
         "mean_turns": sum(len(t.turns) for t in trajectories) / n if n else 0.0,
         "errors": sum(t.error is not None for t in trajectories),
         "truncated": sum(t.truncated for t in trajectories),
         "tasks": per_task,
     }
+
+
+def _percent(interval: tuple[float, float]) -> str:
+    return f"[95% CI {100 * interval[0]:.1f}-{100 * interval[1]:.1f}]"
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -97,8 +116,9 @@ def format_report(report: dict[str, Any]) -> str:
         ("split", report.get("split", "")),
         ("agent", report.get("agent", "")),
         ("tasks", report["num_tasks"]),
-        ("task goal completion (TGC)", f"{100 * report['tgc']:.1f}"),
-        ("scenario goal completion (SGC)", f"{100 * report['sgc']:.1f} ({report['num_scenarios']} scenarios)"),
+        ("task goal completion (TGC)", f"{100 * report['tgc']:.1f} {_percent(report['tgc_interval'])}"),
+        ("scenario goal completion (SGC)",
+         f"{100 * report['sgc']:.1f} {_percent(report['sgc_interval'])} ({report['num_scenarios']} scenarios)"),
         ("mean reward", f"{report['mean_reward']:.3f}"),
         ("mean turns", f"{report['mean_turns']:.1f}"),
         ("episodes with errors", report["errors"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,7 +32,8 @@ def test_summarize_task_and_scenario_rates():
     assert report["num_scenarios"] == 3 and report["mean_reward"] == pytest.approx(5 / 6)
     assert report["mean_turns"] == 2 and report["errors"] == 1 and report["truncated"] == 1
     table = format_report(report)
-    assert "| task goal completion (TGC) | 66.7 |" in table and "| scenario goal completion (SGC) | 33.3 (3 scenarios) |" in table
+    assert "| task goal completion (TGC) | 66.7 [95% CI 30.0-90.3] |" in table
+    assert "| scenario goal completion (SGC) | 33.3 [95% CI 6.1-79.2] (3 scenarios) |" in table
 
 
 def test_evaluate_lookup_scripted_and_null():
@@ -69,3 +71,33 @@ def test_appworld_dev_scripted_solves_all_and_null_solves_none(root):
     bad = evaluate("idagym/AppWorld-v0", NullPolicy(), "dev", num_envs=2, env_kwargs=env_kwargs, progress=False)
     assert bad["tgc"] == 0.0 and bad["sgc"] == 0.0 and bad["errors"] == 0
     assert all(t["terminated"] and t["turns"] == 1 for t in bad["tasks"])
+
+
+def test_wilson_interval():
+    from idagym.evaluation import wilson_interval
+
+    lo, hi = wilson_interval(20, 40)
+    assert lo < 0.5 < hi and round(lo, 3) == 0.352 and round(hi, 3) == 0.648
+    assert wilson_interval(0, 40)[0] == 0.0 and wilson_interval(0, 40)[1] > 0.05
+    assert wilson_interval(40, 40)[1] == 1.0 and wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_a_trained_model_is_evaluated_as_it_was_trained(tmp_path):
+    """`idagym eval --agent RUN/model` with no flags uses the training settings (one-word raw actions,
+    one new token) and scores what the trainer's last evaluation measured, within its interval."""
+    import subprocess
+    import sys
+
+    from idagym.evaluation import wilson_interval
+
+    root = Path(__file__).parent.parent
+    run_dir, out = tmp_path / "run", tmp_path / "report.json"
+    cli = [sys.executable, "-m", "idagym.cli"]
+    subprocess.run([*cli, "train", "examples/configs/lookup_sft.yaml", f"run_dir={run_dir}", "progress=false"],
+                   cwd=root, check=True, timeout=300, capture_output=True)
+    last = [json.loads(line) for line in (run_dir / "eval.jsonl").read_text().splitlines()][-1]
+    shown = subprocess.run([*cli, "eval", "--agent", str(run_dir / "model"), "--split", "dev", "--out", str(out),
+                            "--no-progress"], cwd=root, check=True, timeout=300, capture_output=True, text=True).stdout
+    assert "max_new_tokens=1" in shown and "as trained" in shown and "idagym/Lookup-v0" in shown
+    lo, hi = wilson_interval(round(last["success_rate"] * last["episodes"]), last["episodes"])
+    assert lo <= json.loads(out.read_text())["tgc"] <= hi, (last, shown)

@@ -16,6 +16,10 @@ separate processes and modules:
   `worker` forks these and enforces time limits; `env` is the Gymnasium environment; `server`
   serves the same worker over HTTP (`idagym serve`); `tasks` builds the offline task suite.
 
+What stays readable is installed Python source, AppWorld's apps and idagym included (so also the
+built-in suite's generator, `tasks/templates.py`: templates, never a task's parameters, answer or
+tests, which live in the task data).
+
 Out of scope: bugs in the Linux kernel or in AppWorld's app code (a public API that itself lets
 a user do more than it should is part of the world the agent acts in). Where the kernel has no
 Landlock (`env.isolation == "audit-hook"`), a Python audit hook is the only fence around files
