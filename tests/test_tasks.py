@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from idagym.appworld.tasks import (
+    SPLITS,
     build_suite,
     format_stats,
     ground_truth_code,
@@ -49,17 +51,100 @@ def test_counts(root: Path) -> None:
 
 
 def test_splits_are_disjoint_by_scenario(root: Path) -> None:
-    splits = {name: load_split(name, root) for name in ("train", "dev", "test")}
+    splits = {name: load_split(name, root) for name in SPLITS}
     scenarios = {name: {scenario_id(t) for t in ids} for name, ids in splits.items()}
-    assert not scenarios["train"] & scenarios["dev"]
-    assert not scenarios["train"] & scenarios["test"]
-    assert not scenarios["dev"] & scenarios["test"]
+    for i, a in enumerate(SPLITS):
+        for b in SPLITS[i + 1:]:
+            assert not scenarios[a] & scenarios[b], (a, b)
     all_ids = [t for ids in splits.values() for t in ids]
     assert len(all_ids) == len(set(all_ids)) == suite_stats(root)["num_tasks"]
     assert len(splits["train"]) > len(splits["dev"]) > 0 and len(splits["test"]) > 0
     for task_id in all_ids:
         prefix, number = task_id.split("_")
         assert len(prefix) == 7 and int(prefix, 16) >= 0 and number in {"1", "2", "3"}
+
+
+# Recorded from the suite as built before the challenge split existed (version 1, seed 0):
+# (tasks, files, sha256 over every file of train/dev/test, their split files, base_dbs, api_docs).
+V1_SPLITS_DIGEST = (342, 6866, "eb7a618f0bfa11854ae150161056130ceab1c36b022fcfbcbca3689810342a13")
+
+
+def splits_digest(root: Path, splits: tuple[str, ...] = ("train", "dev", "test")
+                  ) -> tuple[int, int, str]:
+    data = root / "data"
+    ids = sorted(t for split in splits for t in load_split(split, root))
+    paths = [data / "datasets" / f"{split}.txt" for split in splits]
+    for folder in [data / "base_dbs", data / "api_docs", *(data / "tasks" / t for t in ids)]:
+        paths += sorted(p for p in folder.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.relative_to(data).as_posix().encode() + b"\0" +
+                      hashlib.sha256(path.read_bytes()).digest())
+    return len(ids), len(paths), digest.hexdigest()
+
+
+def test_existing_splits_are_byte_for_byte_those_of_v1(root: Path) -> None:
+    # Earlier figures on train/dev/test stay comparable: same task ids, same files, same base.
+    assert splits_digest(root) == V1_SPLITS_DIGEST
+
+
+def challenge_templates() -> list[str]:
+    return [t.name for t in TEMPLATES if t.challenge]
+
+
+def test_challenge_split_is_held_out(root: Path) -> None:
+    assert SPLITS == ("train", "dev", "test", "challenge")
+    manifest = json.loads((root / "data" / "suite.json").read_text())
+    assert manifest["verified"]  # the build ran every task's solution and a do-nothing run
+    tasks = manifest["tasks"]
+    challenge = load_split("challenge", root)
+    assert challenge and {tasks[t]["split"] for t in challenge} == {"challenge"}
+    assert {tasks[t]["template"] for t in challenge} == set(challenge_templates())
+    elsewhere = {i["template"] for i in tasks.values() if i["split"] != "challenge"}
+    assert not elsewhere & set(challenge_templates())
+    assert len(challenge_templates()) >= 4
+    train_apps = {a for i in tasks.values() if i["split"] == "train" for a in i["apps"]}
+    new_apps = [t for t in TEMPLATES if t.challenge and set(t.apps) - train_apps]
+    assert len(new_apps) >= 2
+    assert {t.difficulty for t in TEMPLATES if t.challenge} <= {2, 3}
+    assert {t.kind for t in TEMPLATES if t.challenge} == {"question", "action"}
+    assert any(len(t.apps) > 1 for t in TEMPLATES if t.challenge)
+    scenarios = {scenario_id(t) for t in challenge}
+    assert len(challenge) == 3 * len(scenarios) >= 3 * 2 * len(challenge_templates())
+    stats = suite_stats(root)
+    assert stats["splits"]["challenge"] == len(challenge)
+    assert "challenge" in format_stats(stats)
+
+
+def test_challenge_tasks_verify_alone(root: Path, tmp_path: Path) -> None:
+    # One scenario of each challenge template, built and verified through the real engine on
+    # its own. It reproduces the suite's files byte for byte, base_dbs included: the challenge
+    # apps' rows travel in the challenge tasks' own dbs.
+    small = build_suite(tmp_path / "challenge", templates=challenge_templates(),
+                        max_scenarios=1, progress=False)
+    assert len(load_split("challenge", small)) == 3 * len(challenge_templates())
+    assert load_split("train", small) == []
+    files = [p for p in sorted((small / "data").rglob("*")) if p.is_file()
+             and p.name != "suite.json" and "datasets" not in p.parts]
+    for path in files:
+        assert path.read_bytes() == (root / path.relative_to(small)).read_bytes(), path
+    task = load_split("challenge", small)[0]
+    dbs = small / "data" / "tasks" / task / "dbs"
+    assert {p.stem for p in dbs.iterdir() if p.stat().st_size} >= {"gmail", "splitwise", "amazon"}
+
+
+def test_a_build_of_another_suite_version_is_not_used(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # A cached build without the challenge split is never taken for the current suite.
+    import idagym.appworld.tasks as tasks
+
+    monkeypatch.delenv("APPWORLD_ROOT", raising=False)
+    monkeypatch.setenv("IDAGYM_CACHE", str(tmp_path))
+    stale = tasks._suite_dir()
+    (stale / "data" / "tasks").mkdir(parents=True)
+    (stale / "data" / "suite.json").write_text(json.dumps({"version": 1, "tasks": {}}))
+    with pytest.raises(FileNotFoundError, match="not built"):
+        tasks.suite_root(build=False)
 
 
 def test_unknown_split_is_a_clear_error(root: Path) -> None:

@@ -18,8 +18,9 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-SUITE_VERSION = 1
-SPLITS = ("train", "dev", "test")
+# 2: the challenge split (train/dev/test and base_dbs are byte for byte those of version 1).
+SUITE_VERSION = 2
+SPLITS = ("train", "dev", "test", "challenge")
 
 __all__ = [
     "SPLITS",
@@ -59,7 +60,9 @@ def _suite_dir(seed: int = 0) -> Path:
 
 
 def _is_complete(root: Path) -> bool:
-    return (root / "data" / "suite.json").exists()
+    # A build of another version (say one without the challenge split) is rebuilt, not reused.
+    manifest = root / "data" / "suite.json"
+    return manifest.exists() and json.loads(manifest.read_text()).get("version") == SUITE_VERSION
 
 
 def _real_root() -> Path | None:
@@ -219,13 +222,17 @@ def suite_stats(root: Path | None = None) -> dict:
     infos = _task_infos(root)
     templates = {i["template"] for i in infos.values() if i.get("template")}
     multi = {i["template"] for i in infos.values() if i.get("template") and len(i["apps"]) > 1}
+    splits = Counter(i["split"] for i in infos.values())
+    order = [s for s in SPLITS if s in splits] + sorted(set(splits) - set(SPLITS))
     return {
         "root": str(root),
         "num_tasks": len(infos),
         "num_scenarios": len({scenario_id(t) for t in infos}),
         "num_templates": len(templates),
         "num_multi_app_templates": len(multi),
-        "splits": dict(Counter(i["split"] for i in infos.values())),
+        "splits": {s: splits[s] for s in order},
+        "split_templates": {s: len({i["template"] for i in infos.values()
+                                    if i["split"] == s and i.get("template")}) for s in order},
         "apps": dict(sorted(Counter(a for i in infos.values() for a in i["apps"]).items())),
         "difficulty": dict(sorted(Counter(i["difficulty"] for i in infos.values()).items())),
         "kind": dict(Counter(i["kind"] for i in infos.values())),
@@ -240,5 +247,7 @@ def format_stats(stats: dict) -> str:
     for key in ("splits", "apps", "difficulty", "kind"):
         lines.append(f"{key}:")
         width = max((len(str(k)) for k in stats[key]), default=0)
-        lines += [f"  {str(k):<{width}}  {v:>5}" for k, v in stats[key].items()]
+        for k, v in stats[key].items():
+            n = stats.get("split_templates", {}).get(k) if key == "splits" else None
+            lines.append(f"  {str(k):<{width}}  {v:>5}" + (f"  ({n} templates)" if n else ""))
     return "\n".join(lines)

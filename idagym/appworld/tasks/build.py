@@ -8,6 +8,9 @@ Layout written under ``<root>/data`` (what ``AppWorld(task_id)`` reads):
                                    real AppWorld tasks ship): here, the supervisor.Task row
   tasks/<id>/ground_truth/         answer, tests, evaluation.py, metadata, solution_code.py
   datasets/{train,dev,test}.txt    split by scenario
+  datasets/challenge.txt           the challenge templates' tasks (no train task shares a
+                                   template); their dbs/ also hold the rows of the apps only they
+                                   use, so base_dbs and the other splits' files stay as they were
   suite.json                       manifest: seed, per-task template / apps / kind / split
 """
 
@@ -22,10 +25,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from idagym.appworld.tasks import SPLITS, SUITE_VERSION
 from idagym.appworld.tasks.templates import TEMPLATES, TaskSpec, Template
-from idagym.appworld.tasks.world import WORLD_DATETIME, World, make_world, populate
+from idagym.appworld.tasks.world import (
+    WORLD_DATETIME,
+    World,
+    make_world,
+    populate,
+    populate_challenge,
+)
 
-SUITE_VERSION = 1
 TASKS_PER_SCENARIO = 3
 MAX_SCENARIOS_PER_TEMPLATE = 4
 SPLIT_FRACTIONS = (("train", 0.6), ("dev", 0.2), ("test", 0.2))
@@ -67,7 +76,9 @@ def plan_tasks(world: World, seed: int, templates: list[Template] | None = None,
     return planned
 
 
-def split_scenarios(scenarios: list[str], seed: int) -> dict[str, str]:
+def split_scenarios(scenarios: list[str], seed: int, challenge: tuple[str, ...] = ()
+                    ) -> dict[str, str]:
+    """Scenario -> split: ``challenge`` ones to the challenge split, the rest by fraction."""
     order = sorted(scenarios)
     random.Random(f"idagym-split-{seed}").shuffle(order)
     out, start = {}, 0
@@ -76,7 +87,7 @@ def split_scenarios(scenarios: list[str], seed: int) -> dict[str, str]:
         for sid in order[start:end]:
             out[sid] = name
         start = end
-    return out
+    return out | {sid: "challenge" for sid in challenge}
 
 
 def evaluation_code(spec: TaskSpec, kind: str) -> tuple[str, list[dict]]:
@@ -140,6 +151,7 @@ def write_tasks(data: Path, world: World, planned: list, splits: dict[str, str])
     from appworld.apps import get_all_apps
     from appworld.collections.models import ModelCollection
     from appworld.common.constants import CANARY_STRING, DB_VERSION
+    from freezegun import freeze_time
 
     # Task dbs are the tracked SQL changes on top of base_dbs: load base into memory, record
     # the insertion of the task row, save as "changes", undo, repeat.
@@ -149,7 +161,16 @@ def write_tasks(data: Path, world: World, planned: list, splits: dict[str, str])
     supervisor_row = models.supervisor.Supervisor.first()
     sup = world.supervisor
     manifest: dict[str, Any] = {}
+    # Challenge tasks last: their world adds the challenge apps' rows, recorded once and
+    # replayed into each of their dbs before the task row.
+    planned = sorted(planned, key=lambda t: t[1].challenge)
+    extra: dict[str, list] | None = None
     for task_id, tpl, spec, params in planned:
+        if tpl.challenge and extra is None:
+            models.restart_db_tracker()
+            with freeze_time(WORLD_DATETIME):
+                populate_challenge(world, models)
+            extra = models.get_tracked_db_changes()
         folder = data / "tasks" / task_id
         gt = folder / "ground_truth"
         gt.mkdir(parents=True)
@@ -160,6 +181,8 @@ def write_tasks(data: Path, world: World, planned: list, splits: dict[str, str])
             "datetime": WORLD_DATETIME.isoformat(), "db_version": DB_VERSION,
             "canary_string": CANARY_STRING})
         models.restart_db_tracker()
+        for app, changes in (extra or {}).items():
+            models[app].SQLModel.db.tracker.add_changes(changes)  # extends a fresh list
         row = models.supervisor.Task.create_save(supervisor_id=supervisor_row.id,
                                                  instruction=spec.instruction)
         models.save(db_home_path=str(folder / "dbs"), format="changes",
@@ -259,10 +282,13 @@ def build_into(root: Path, seed: int = 0, verify_tasks: bool = True, workers: in
         known = sorted(t.name for t in TEMPLATES)
         raise ValueError(f"unknown template in {templates}; known: {known}")
     planned = plan_tasks(world, seed, chosen, max_scenarios)
-    splits = split_scenarios(sorted({tid[:7] for tid, *_ in planned}), seed)
+    scenarios = {True: set(), False: set()}
+    for tid, tpl, *_ in planned:
+        scenarios[tpl.challenge].add(tid[:7])
+    splits = split_scenarios(sorted(scenarios[False]), seed, tuple(sorted(scenarios[True])))
     write_base(data, world)
     manifest = write_tasks(data, world, planned, splits)
-    for split in ("train", "dev", "test"):
+    for split in SPLITS:
         ids = [tid for tid, info in manifest.items() if info["split"] == split]
         (data / "datasets" / f"{split}.txt").write_text("".join(f"{t}\n" for t in ids))
     build_seconds = time.perf_counter() - start

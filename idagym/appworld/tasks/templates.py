@@ -63,6 +63,7 @@ class Template:
     kind: str  # "question" or "action"
     space: Callable[[World], list[dict[str, Any]]]  # every valid parameter set
     make: Callable[[World, dict[str, Any]], TaskSpec]
+    challenge: bool = False  # its tasks form the challenge split, which train never sees
 
     def __post_init__(self) -> None:
         assert self.kind in ("question", "action") and self.difficulty in (1, 2, 3)
@@ -72,9 +73,9 @@ TEMPLATES: list[Template] = []
 
 
 def template(name: str, apps: tuple[str, ...], difficulty: int, kind: str,
-             space: Callable[[World], list[dict[str, Any]]]) -> Callable:
+             space: Callable[[World], list[dict[str, Any]]], challenge: bool = False) -> Callable:
     def register(make: Callable[[World, dict[str, Any]], TaskSpec]) -> Callable:
-        TEMPLATES.append(Template(name, apps, difficulty, kind, space, make))
+        TEMPLATES.append(Template(name, apps, difficulty, kind, space, make, challenge))
         return make
     return register
 
@@ -849,3 +850,7 @@ test.case(sorted(item for item in items if item), "==", sorted($titles))
                   f"incomplete tasks of my Todoist project '{p['project']}', one per line as "
                   "'- title'.", ("todoist", "simple_note"), body, NOTE_CHANGED,
                   ("assert the note lists exactly the open tasks.", check), p)
+
+
+# The challenge split's templates come last, so the ones above keep their order.
+from idagym.appworld.tasks import challenge as _challenge  # noqa: E402, F401

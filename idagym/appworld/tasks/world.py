@@ -19,6 +19,9 @@ WORLD_DATETIME = datetime(2023, 5, 18, 12, 0, 0)
 
 # The apps that hold data (and accounts) in this world.
 APPS = ("spotify", "venmo", "simple_note", "todoist", "file_system", "phone")
+# Apps whose data only the challenge split's tasks carry: base_dbs, which every train/dev/test
+# task shares, leaves them empty (see ``populate_challenge``).
+CHALLENGE_APPS = ("gmail", "splitwise", "amazon")
 
 FIRST_NAMES_F = [
     "Alice", "Brenda", "Chloe", "Diana", "Elena", "Fiona", "Grace", "Hannah", "Isabel", "Julia",
@@ -104,6 +107,74 @@ TEXT_SNIPPETS = [
 VENMO_MEMOS = ["dinner", "concert tickets", "groceries", "rent share", "taxi", "movie night",
                "birthday gift", "coffee", "utilities", "brunch"]
 
+# Challenge apps' data.
+EMAIL_TOPICS = [
+    ("Weekend hiking plans", "Are you free on Saturday? I was thinking of the ridge trail, "
+                             "leaving at 8am."),
+    ("Book recommendation", "You have to read The Left Hand of Darkness. I finished it in two "
+                            "days."),
+    ("Dinner on Friday", "We booked a table at Osteria Nonna for 7:30. Let me know if you can "
+                         "make it."),
+    ("Photos from the wedding", "I finally sorted the photos from the wedding. There are 212 of "
+                                "them, mostly of the dance floor."),
+    ("Moving boxes", "I have about twenty spare moving boxes if you still need them for the move."),
+    ("Jazz night", "I got two tickets for the jazz night at the Blue Room on June 2."),
+    ("Lemon tart recipe", "Shortcrust base, lemon curd on top, then bake for 25 minutes at 180C."),
+    ("Borrowed drill", "Thanks for lending me the drill. I will drop it off on Tuesday evening."),
+    ("Marathon training", "I signed up for the October marathon. Want to join the Sunday long "
+                          "runs?"),
+    ("Quarterly report draft", "The draft of the quarterly report is ready for your review "
+                               "before Thursday."),
+    ("Garden party", "We are hosting a garden party on May 27. Bring a dish if you can."),
+    ("Camping gear", "Do you still have the four-person tent? We need it for the lake trip."),
+    ("Job referral", "My team is hiring a product designer. Would you like me to refer someone?"),
+    ("Board game night", "Board game night is at my place next Wednesday. I will bring Catan."),
+    ("Spanish lessons", "The Spanish class starts on June 5, every Monday at 6pm at the library."),
+    ("Car pool schedule", "I can drive on Mondays and Thursdays if you take Tuesdays and Fridays."),
+    ("Surprise party", "We are planning a surprise party for our neighbour on the 30th. Keep it "
+                       "quiet!"),
+    ("Old laptop", "I am selling my old laptop for 200 dollars if you know anyone interested."),
+]
+SENT_TOPICS = [("Checking in", "How have you been? It has been a while."),
+               ("Quick question", "Do you still have the number of that plumber?"),
+               ("Thank you", "Thanks again for dinner last week, it was lovely.")]
+GROUPS = {  # name: (description, expenses, receipts still to record)
+    "Lisbon Trip": ("Flights, food and fun in Portugal.",
+                    ["hotel deposit", "airport taxi", "seafood dinner", "tram passes",
+                     "museum tickets", "rental car", "wine tasting", "beach umbrellas"],
+                    ["sunset boat tour", "fado show tickets", "train to Sintra"]),
+    "Apartment 4B": ("Rent, utilities and groceries.",
+                     ["internet bill", "electricity bill", "cleaning supplies", "groceries",
+                      "water bill", "new shower curtain", "toilet paper", "light bulbs"],
+                     ["vacuum cleaner", "plant pots", "dish rack"]),
+    "Book Club": ("Books and snacks for our monthly meetups.",
+                  ["snacks and wine", "book order", "room booking", "coffee and cake",
+                   "tea and biscuits", "second book order", "name tags"],
+                  ["author talk tickets", "pizza delivery", "bookshelf"]),
+    "Ski Weekend": ("Cabin, lift passes and gas.",
+                    ["cabin rental", "lift passes", "gas", "ski rental", "fondue dinner",
+                     "firewood", "parking", "hot chocolate"],
+                    ["snow chains", "hot tub rental", "breakfast supplies"]),
+}
+SELLERS = ["Northwind Goods", "Brightside Supply", "Cedar & Co", "Urban Nest", "Peak Outfitters",
+           "Blue Harbor Trading"]
+PRODUCTS = {  # product type: names (one product each)
+    "backpack": ["Trail Backpack", "Commuter Backpack", "Roll-Top Backpack", "Laptop Backpack",
+                 "Daypack Backpack"],
+    "water bottle": ["Steel Water Bottle", "Insulated Water Bottle", "Glass Water Bottle",
+                     "Sport Water Bottle", "Collapsible Water Bottle"],
+    "desk lamp": ["LED Desk Lamp", "Swing Arm Desk Lamp", "Clip-On Desk Lamp", "Banker Desk Lamp",
+                  "Wireless Charging Desk Lamp"],
+    "yoga mat": ["Cork Yoga Mat", "Travel Yoga Mat", "Extra Thick Yoga Mat", "Jute Yoga Mat",
+                 "Printed Yoga Mat"],
+    "coffee maker": ["Pour Over Coffee Maker", "Drip Coffee Maker", "French Press Coffee Maker",
+                     "Cold Brew Coffee Maker", "Single Serve Coffee Maker"],
+    "umbrella": ["Compact Umbrella", "Golf Umbrella", "Clear Dome Umbrella", "Wind Proof Umbrella",
+                 "Auto Open Umbrella"],
+}
+COLORS = ["black", "blue", "green", "grey", "red", "white"]
+SIZES = ["small", "medium", "large"]
+
 
 @dataclass
 class Person:
@@ -139,6 +210,12 @@ class World:
     texts: list[dict[str, Any]]
     transactions: list[dict[str, Any]]
     requests: list[dict[str, Any]]
+    # Challenge apps (CHALLENGE_APPS), drawn from a separate stream so the rest stays as it was.
+    emails: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    sellers: list[dict[str, Any]] = field(default_factory=list)
+    products: list[dict[str, Any]] = field(default_factory=list)
+    wish_list: list[int] = field(default_factory=list)  # product ids
 
     def person(self, email: str) -> Person:
         return next(p for p in self.people if p.email == email)
@@ -291,8 +368,78 @@ def make_world(seed: int = 0, num_people: int = 24) -> World:
         requests.append({"other": other.email, "amount": float(rng.randint(10, 80)),
                          "description": rng.choice(VENMO_MEMOS), "created_at": _past(rng, 30),
                          "approved": rng.random() < 0.3})
-    return World(seed, supervisor, people, artists, songs, playlists, library_song_ids, notes,
-                 projects, files, alarms, texts, transactions, requests)
+    world = World(seed, supervisor, people, artists, songs, playlists, library_song_ids, notes,
+                  projects, files, alarms, texts, transactions, requests)
+    _draw_challenge(world)
+    return world
+
+
+def _cents(rng: random.Random, low: int, high: int) -> float:
+    return rng.randint(low * 100, high * 100) / 100
+
+
+def _draw_challenge(w: World) -> None:
+    """Add the challenge apps' data to ``w``, from a random stream of its own."""
+    rng = random.Random(f"idagym-world-{w.seed}-challenge")
+    sup = w.supervisor
+    for p in [sup, *w.people]:
+        p.passwords.update({app: _password(rng) for app in CHALLENGE_APPS})
+
+    # Splitwise: groups of the supervisor and four contacts; every expense is split equally
+    # among all members, and every member but the supervisor paid at least one.
+    for name, (description, expenses, receipts) in GROUPS.items():
+        members = rng.sample(w.people, 4)
+        payers = [*members, sup, *(rng.choice([sup, *members]) for _ in expenses)]
+        group = {"name": name, "description": description,
+                 "members": [sup.email, *(m.email for m in members)], "expenses": [],
+                 "receipts": []}
+        for desc, payer in zip(expenses, payers, strict=False):
+            group["expenses"].append({"description": desc, "payer": payer.email,
+                                      "amount": _cents(rng, 15, 400),
+                                      "created_at": _past(rng, 90)})
+        for desc, sender in zip(receipts, rng.sample(members, len(receipts)), strict=True):
+            group["receipts"].append({"description": desc, "payer": sender.email,
+                                      "amount": _cents(rng, 20, 300)})
+        w.groups.append(group)
+
+    # Gmail: letters from contacts, receipts still to record in Splitwise, a few sent emails.
+    senders = rng.sample(w.people, 12)
+    for k, (subject, text) in enumerate(EMAIL_TOPICS):
+        sender = senders[k] if k < len(senders) else rng.choice(senders)
+        w.emails.append({"sender": sender.email, "recipients": [sup.email], "subject": subject,
+                         "body": f"Hi {sup.first_name},\n\n{text}\n\n{sender.first_name}"})
+    for group in w.groups:
+        for r in group["receipts"]:
+            payer = w.person(r["payer"])
+            w.emails.append({
+                "sender": payer.email, "recipients": [sup.email],
+                "subject": f"Receipt: {r['description']}",
+                "body": f"Hi {sup.first_name},\n\nI paid for the {r['description']} "
+                        f"({group['name']}).\nTotal: ${r['amount']:.2f}\n\n"
+                        f"Could you put it on Splitwise?\n{payer.first_name}"})
+    for subject, text in SENT_TOPICS:
+        other = rng.choice(w.people)
+        w.emails.append({"sender": sup.email, "recipients": [other.email], "subject": subject,
+                         "body": f"Hi {other.first_name},\n\n{text}\n\n{sup.first_name}"})
+    times = sorted({_past(rng, 120) for _ in range(3 * len(w.emails))}, reverse=True)
+    for email, when in zip(w.emails, rng.sample(times, len(w.emails)), strict=True):
+        email["created_at"] = when  # distinct: "the latest email" is always one email
+
+    # Amazon: sellers, products of a few types with a unique cheapest each, a wish list.
+    w.sellers = [{"id": i + 1, "name": n} for i, n in enumerate(SELLERS)]
+    for product_type, names in PRODUCTS.items():
+        prices = rng.sample(range(899, 15000, 7), len(names))
+        for name, price in zip(names, prices, strict=True):
+            w.products.append({
+                "id": len(w.products) + 1, "product_type": product_type, "name": name,
+                "seller_id": rng.choice(w.sellers)["id"], "price": price / 100,
+                "rating": rng.randint(30, 50) / 10, "color": rng.choice(COLORS),
+                "relative_size": rng.choice(SIZES), "delivery_days": rng.randint(1, 7),
+                "inventory_quantity": rng.randint(20, 100)})
+    for seller in w.sellers:
+        ratings = [p["rating"] for p in w.products if p["seller_id"] == seller["id"]]
+        seller["rating"] = round(sum(ratings) / len(ratings), 1) if ratings else 0.0
+    w.wish_list = sorted(rng.sample([p["id"] for p in w.products], 6))
 
 
 def populate(world: World, models: Any) -> None:
@@ -433,3 +580,74 @@ def populate(world: World, models: Any) -> None:
                                       amount=rq["amount"], description=rq["description"],
                                       created_at=rq["created_at"], updated_at=rq["created_at"],
                                       approved_at=rq["created_at"] if rq["approved"] else None)
+
+
+def populate_challenge(world: World, models: Any) -> None:
+    """Write the challenge apps' data of ``world`` into ``models`` (which hold base_dbs)."""
+    now = WORLD_DATETIME
+    sup = world.supervisor
+    everyone = [sup, *world.people]
+    s = models.supervisor.Supervisor.first()
+    for app in CHALLENGE_APPS:
+        models.supervisor.AccountPassword.create_save(supervisor_id=s.id, account_name=app,
+                                                      password=sup.passwords[app])
+
+    def account(app: str, p: Person) -> Any:
+        extra = {} if app == "gmail" else {"verified": True}  # gmail has no verification
+        return getattr(models, app).User.create_save(
+            first_name=p.first_name, last_name=p.last_name, email=p.email,
+            password=p.passwords[app], created_at=now - timedelta(days=400),
+            last_logged_in=now, **extra)
+
+    users = {app: {p.email: account(app, p) for p in everyone} for app in CHALLENGE_APPS}
+
+    # gmail: one thread per email, seen by the sender (read) and each recipient.
+    gm = models.gmail
+    for e in world.emails:
+        sender = users["gmail"][e["sender"]]
+        recipients = [users["gmail"][r] for r in e["recipients"]]
+        email = gm.Email.create_save(sender_id=sender.id, recipient_ids=[r.id for r in recipients],
+                                     subject=e["subject"], body=e["body"],
+                                     created_at=e["created_at"])
+        thread = gm.GlobalEmailThread.create_save(email_ids=[email.id], created_at=e["created_at"],
+                                                  updated_at=e["created_at"])
+        for user, incoming in [(sender, False), *((r, True) for r in recipients)]:
+            gm.UserEmailThread.create_save(
+                global_email_thread_id=thread.id, user_id=user.id, email_ids=[email.id],
+                incoming=incoming, outgoing=not incoming, read=not incoming,
+                created_at=e["created_at"], updated_at=e["created_at"])
+
+    # splitwise: groups (explicit invitation codes: the default is random), equal splits.
+    sw = models.splitwise
+    for k, g in enumerate(world.groups):
+        row = sw.Group.create_save(user_id=users["splitwise"][sup.email].id, name=g["name"],
+                                   description=g["description"], invitation_code=f"IDG{k:02d}",
+                                   created_at=now - timedelta(days=120))
+        members = [users["splitwise"][m] for m in g["members"]]
+        for member in members:
+            sw.GroupMember.create_save(group_id=row.id, user_id=member.id,
+                                       joined_at=now - timedelta(days=120))
+        for x in g["expenses"]:
+            payer = users["splitwise"][x["payer"]]
+            expense = sw.Expense.create_save(user_id=payer.id, payer_id=payer.id, group_id=row.id,
+                                             description=x["description"], amount=x["amount"],
+                                             created_at=x["created_at"])
+            for member in members:
+                sw.ExpenseShare.create_save(expense_id=expense.id, debtor_id=member.id,
+                                            share_amount=round(x["amount"] / len(members), 2),
+                                            created_at=x["created_at"])
+
+    # amazon: sellers, products, the supervisor's wish list.
+    am = models.amazon
+    for seller in world.sellers:
+        am.Seller.create_save(name=seller["name"], rating=seller["rating"])
+    for p in world.products:
+        am.Product.create_save(
+            product_type=p["product_type"], name=p["name"],
+            description=f"A {p['color']} {p['product_type']} from {world.sellers[p['seller_id'] - 1]['name']}.",
+            seller_id=p["seller_id"], price=p["price"], delivery_days=p["delivery_days"],
+            inventory_quantity=p["inventory_quantity"], weight=1.0, length=10.0, width=8.0,
+            height=4.0, color=p["color"], relative_size=p["relative_size"], rating=p["rating"],
+            seller_rating=world.sellers[p["seller_id"] - 1]["rating"])
+    for product_id in world.wish_list:
+        am.WishListEntry.create_save(user_id=users["amazon"][sup.email].id, product_id=product_id)
