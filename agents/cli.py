@@ -27,6 +27,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--top-p", type=float, default=None, help="nucleus mass (default: as trained, else 1)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="per turn (default: as trained, else 512)")
     p.add_argument("--max-context-tokens", type=int, default=None, help="per episode (default: as trained, else 8192)")
+    p.add_argument("--appworld-experiment", default=None, metavar="NAME",
+                   help="AppWorld: also write AppWorld's own experiment layout (experiments/outputs/NAME/tasks/<id>/"
+                        "dbs, logs, evaluation) under the task root, for `appworld evaluate NAME SPLIT`")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -80,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     env_kwargs = dict(saved["env_kwargs"]) if saved and env_id == saved["env"] else {}
     if args.max_turns:
         env_kwargs["max_turns"] = args.max_turns
+    if args.appworld_experiment:
+        env_kwargs.update(experiment_name=args.appworld_experiment, unique_outputs=False, keep_outputs=True)
     if args.agent not in ("scripted", "null"):
         shown = ", ".join(f"{k}={settings[k]}" for k in FLAGS)
         origin = f"as trained ({Path(args.agent) / 'idagym_policy.json'}), flags override" if saved else "defaults"
@@ -100,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     report["agent"] = args.agent
     print(format_report(report))
+    if args.appworld_experiment:
+        from idagym.appworld.tasks import suite_root
+
+        print(f"AppWorld experiment: {suite_root() / 'experiments' / 'outputs' / args.appworld_experiment}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2))

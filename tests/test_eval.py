@@ -101,3 +101,38 @@ def test_a_trained_model_is_evaluated_as_it_was_trained(tmp_path):
     assert "max_new_tokens=1" in shown and "as trained" in shown and "idagym/Lookup-v0" in shown
     lo, hi = wilson_interval(round(last["success_rate"] * last["episodes"]), last["episodes"])
     assert lo <= json.loads(out.read_text())["tgc"] <= hi, (last, shown)
+
+
+def test_appworld_experiment_layout_scores_the_same_with_appworld_itself(root: str):
+    """Eval outputs in AppWorld's own experiment layout: AppWorld's evaluator, run on them in a fresh
+    process, gives the TGC and SGC that idagym reported."""
+    import subprocess
+    import sys
+    import uuid
+
+    from idagym.appworld.tasks import ground_truth_code, load_split
+    from idagym.evaluation import evaluate
+
+    name = f"idagym-test-{uuid.uuid4().hex[:8]}"
+    tasks = load_split("dev", root=root)[:6]
+    solved = set(tasks[:4])  # solve some tasks only, so that both figures are strictly between 0 and 1
+    policy = ScriptedPolicy(lambda t: [ground_truth_code(t, root=root)] if t in solved else ["apis.supervisor.complete_task()"])
+    report = evaluate("idagym/AppWorld-v0", policy, "dev", limit=6, num_envs=2, progress=False,
+                      env_kwargs={"experiment_name": name, "unique_outputs": False, "keep_outputs": True})
+    script = (
+        "import json, sys\nfrom idagym.appworld.tasks import use_root\nuse_root(sys.argv[1])\n"
+        "from appworld.evaluator import evaluate_tasks\n"
+        "m = evaluate_tasks(json.loads(sys.argv[2]), experiment_name=sys.argv[3], save_reports=False)\n"
+        "print(json.dumps(m['aggregate']))"
+    )
+    try:
+        out = subprocess.run([sys.executable, "-c", script, root, json.dumps(tasks), name], capture_output=True, text=True,
+                             check=True, timeout=300).stdout
+    finally:
+        import shutil
+
+        shutil.rmtree(Path(root, "experiments", "outputs", name), ignore_errors=True)
+    theirs = json.loads(out.strip().splitlines()[-1])
+    assert 0 < report["tgc"] < 1 and report["tgc"] == pytest.approx(4 / 6)
+    assert theirs["task_goal_completion"] == pytest.approx(100 * report["tgc"], abs=0.05)  # AppWorld rounds to 0.1
+    assert theirs["scenario_goal_completion"] == pytest.approx(100 * report["sgc"], abs=0.05)

@@ -93,6 +93,9 @@ class AppWorldEnv(DigitalEnv):
         remote_url: URL of an AppWorld environment server (`idagym serve`); None runs locally.
         experiment_name: AppWorld output folder prefix; every env instance adds a unique suffix
             so parallel envs on the same task never share an output folder.
+        unique_outputs: False uses `experiment_name` as it is, so that several envs write one
+            AppWorld experiment (`experiments/outputs/<name>/tasks/<task_id>/`, what AppWorld's own
+            `appworld evaluate` reads); then no two envs may run the same task at once.
         root: the APPWORLD_ROOT to use; default `idagym.appworld.tasks.suite_root()` (real data under
             $APPWORLD_ROOT when present, otherwise the built-in offline suite).
         keep_outputs: keep AppWorld's per-task output folders (logs, databases) after `close()`.
@@ -110,6 +113,7 @@ class AppWorldEnv(DigitalEnv):
         memory_limit_mb: int = 4096,
         remote_url: str | None = None,
         experiment_name: str = "idagym",
+        unique_outputs: bool = True,
         root: str | os.PathLike | None = None,
         keep_outputs: bool = False,
         render_mode: str | None = None,
@@ -128,7 +132,7 @@ class AppWorldEnv(DigitalEnv):
         self.keep_outputs = keep_outputs
         self.memory_limit_mb = memory_limit_mb
         self._root = None if root is None else str(Path(root).resolve())
-        self.experiment_name = f"{experiment_name}/{uuid.uuid4().hex[:12]}"
+        self.experiment_name = f"{experiment_name}/{uuid.uuid4().hex[:12]}" if unique_outputs else experiment_name
         self.appworld_kwargs: dict[str, Any] = {
             "experiment_name": self.experiment_name,
             "timeout_seconds": int(appworld_timeout_s),

@@ -25,6 +25,7 @@ SPLITS = ("train", "dev", "test", "challenge")
 __all__ = [
     "SPLITS",
     "build_suite",
+    "duplicated_task_ids",
     "ensure_appworld_installed",
     "format_stats",
     "ground_truth_code",
