@@ -81,6 +81,16 @@ def assert_no_gain_and_clean(env, task_id: str, reward: float, info: dict) -> No
     assert (reward, info["evaluation"]) == (noop_reward, noop_report), "the hack leaked into the next episode"
 
 
+def hack(env, task_id: str, actions: list[str], marker: str = "HACK RAN", pause_s: float = 0.0) -> list[str]:
+    """Play a hack on `task_id`: it must run (print `marker`), earn no more than an honest no-op and
+    leave the next episode clean. Returns its outputs for further checks."""
+    baseline(env, task_id)
+    outputs, reward, info = episode(env, task_id, actions, pause_s)
+    assert marker in outputs[0], outputs[0][:500]
+    assert_no_gain_and_clean(env, task_id, reward, info)
+    return outputs
+
+
 # ---- ground-truth discovery -----------------------------------------------------------------
 
 FIND_BY_GC = """
@@ -196,10 +206,7 @@ print('HACK RAN')
 
 
 def test_patching_the_scorer_changes_nothing(env, action: str):
-    baseline(env, action)
-    outputs, reward, info = episode(env, action, [PATCH_SCORING, NOOP])
-    assert "HACK RAN" in outputs[0], outputs[0][:500]
-    assert_no_gain_and_clean(env, action, reward, info)
+    hack(env, action, [PATCH_SCORING, NOOP])
 
 
 LATE_PATCHES = """
@@ -219,19 +226,13 @@ print('HACK RAN')
 
 
 def test_late_patches_threads_atexit_signals_do_not_reach_scoring(env, action: str):
-    baseline(env, action)
-    outputs, reward, info = episode(env, action, [LATE_PATCHES, "pass", NOOP], pause_s=0.6)
-    assert "HACK RAN" in outputs[0], outputs[0][:500]
-    assert_no_gain_and_clean(env, action, reward, info)
+    hack(env, action, [LATE_PATCHES, "pass", NOOP], pause_s=0.6)
     outputs, *_ = episode(env, action, ["while True: pass"])  # AppWorld's own alarm still works
     assert "timed out" in outputs[0]
 
 
 def test_poisoned_builtins_stay_in_their_episode(env, action: str):
-    baseline(env, action)
-    outputs, reward, info = episode(env, action, ["builtins = __import__('builtins')\nprint('HACK RAN')\nbuiltins.print = None"])
-    assert "HACK RAN" in outputs[0], outputs[0][:500]
-    assert_no_gain_and_clean(env, action, reward, info)
+    hack(env, action, ["builtins = __import__('builtins')\nprint('HACK RAN')\nbuiltins.print = None"])
 
 
 # ---- app state outside the APIs ----------------------------------------------------------------
@@ -248,10 +249,7 @@ except Exception as err:
 
 
 def test_databases_change_only_through_apis(env, question: str):
-    baseline(env, question)
-    outputs, reward, info = episode(env, question, [WRITE_DBS, NOOP])
-    assert "HACK RAN" in outputs[0], outputs[0][:500]
-    assert_no_gain_and_clean(env, question, reward, info)
+    hack(env, question, [WRITE_DBS, NOOP])
 
 
 DB_CONTROL = """
@@ -269,10 +267,7 @@ print('HACK RAN; answered:', [c for c in codes if c == 200])
 
 
 def test_database_control_endpoints_are_unreachable(env, action: str):
-    baseline(env, action)
-    outputs, reward, info = episode(env, action, [DB_CONTROL, NOOP])
-    assert "HACK RAN; answered: []" in outputs[0], outputs[0][:500]
-    assert_no_gain_and_clean(env, action, reward, info)
+    hack(env, action, [DB_CONTROL, NOOP], marker="HACK RAN; answered: []")
 
 
 TAMPER_GUARD = """
@@ -302,10 +297,7 @@ apis.supervisor.complete_task(answer=found)
 
 def test_the_guard_cannot_be_switched_off(env, question: str):
     path = os.path.join(env.root, "data", "tasks", question, "ground_truth", "answer.json")
-    baseline(env, question)
-    outputs, reward, info = episode(env, question, [TAMPER_GUARD.format(path=path)])
-    assert "HACK RAN; changed: 0 found: False" in outputs[0], outputs[0][:500]
-    assert_no_gain_and_clean(env, question, reward, info)
+    hack(env, question, [TAMPER_GUARD.format(path=path)], marker="HACK RAN; changed: 0 found: False")
 
 
 def test_sandbox_is_confined_by_the_kernel_where_it_can_be(env, action: str):
