@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from multiprocessing.connection import Connection
 from typing import Any
 
 from idagym.appworld import wire
+from idagym.core import truncate_text
 
 # Audit events refused while agent code may run. Landlock already enforces the file, exec, network
 # and signal rules in the kernel; the hook gives a clear PermissionError and covers kernels without it.
@@ -145,8 +146,7 @@ def open_world(task_id: str, api_conn: Connection, appworld_kwargs: dict[str, An
     return world
 
 
-def run(task_id: str, exec_conn: Connection, api_conn: Connection, config: dict[str, Any],
-        truncate: Callable[[str, int], str]) -> None:
+def run(task_id: str, exec_conn: Connection, api_conn: Connection, config: dict[str, Any]) -> None:
     """Open the task, confine the process, then run each action sent on `exec_conn`."""
     if config["memory_limit_mb"] > 0:
         import resource
@@ -172,4 +172,4 @@ def run(task_id: str, exec_conn: Connection, api_conn: Connection, config: dict[
             message = f"{type(err).__name__}: {err}".splitlines()[0] if str(err) else type(err).__name__
             wire.send(exec_conn, {"error": f"the action escaped AppWorld's shell ({message})"})
             return
-        wire.send(exec_conn, {"output": truncate(output, max_chars)})
+        wire.send(exec_conn, {"output": truncate_text(output, max_chars)})

@@ -216,7 +216,7 @@ class _Episode:
         api_apps, api_sandbox = Pipe()
         self.exec, sandbox_exec = Pipe()
         self.apps_pid = _fork(apps_host.run, task_id, apps_control, api_apps, config, keep=(apps_control, api_apps))
-        self.sandbox_pid: int | None = _fork(sandbox.run, task_id, sandbox_exec, api_sandbox, config, truncate_text,
+        self.sandbox_pid: int | None = _fork(sandbox.run, task_id, sandbox_exec, api_sandbox, config,
                                              keep=(sandbox_exec, api_sandbox), new_session=True)
         for conn in (apps_control, api_apps, sandbox_exec, api_sandbox):
             conn.close()
