@@ -66,7 +66,7 @@ def test_apps_answer_only_public_apis(root: str):
     from idagym.appworld.tasks import use_root
 
     use_root(root)
-    routes = public_routes(["spotify", "supervisor", "admin"])
+    routes = public_routes(("spotify", "supervisor", "admin"))
 
     def allowed(method: str, path: str) -> bool:
         return any(m == method and p.match(path) for m, p in routes)

@@ -11,9 +11,9 @@ separate processes and modules:
   installation: no task files, no writes, no programs, no network, no signals to other processes.
   Its only ways out are two pipes of JSON: actions and their output, and API requests.
 - trusted: `apps_host` holds the task's databases and answers only public app APIs, so app state
-  changes only through the apps' own code; `scorer` computes the reward with AppWorld's own
-  evaluator in a fresh process that never ran agent code, from the end state saved to disk;
-  `worker` forks these and enforces time limits; `env` is the Gymnasium environment; `server`
+  changes only through the apps' own code; once the sandbox is killed it saves the end state and
+  `scorer` computes the reward there with AppWorld's own evaluator (no agent code ever ran in that
+  process); `worker` forks these from a clean parent and enforces time limits; `env` is the Gymnasium environment; `server`
   serves the same worker over HTTP (`idagym serve`); `tasks` builds the offline task suite.
 
 What stays readable is installed Python source, AppWorld's apps and idagym included (so also the

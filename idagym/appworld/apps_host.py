@@ -4,12 +4,14 @@ It opens the task with AppWorld's unchanged engine (databases in memory, the clo
 task's date) and answers, as JSON over a pipe, the sandbox's API requests: only the public APIs of
 the task's apps, the ones the agent's `apis` object exposes. Database control (loading, saving,
 the admin app, private APIs) is not on that pipe, so app state changes only through the apps' own
-API code. At the end of the episode the worker asks it, on a separate pipe the sandbox never holds,
-to save the end state in AppWorld's output folder, where the scorer reads it.
+API code. At the end of the episode, once the sandbox is dead, the worker asks it on a separate pipe
+the sandbox never holds to save the end state in AppWorld's output folder and score it (`scorer`);
+then it exits.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -20,8 +22,10 @@ _METHODS = ("get", "post", "put", "patch", "delete")
 REFUSED = "This API is not available to agents in this environment."
 
 
-def public_routes(app_names: list[str]) -> list[tuple[str, re.Pattern]]:
-    """(method, path pattern) of every public API of `app_names`, from AppWorld's own API docs."""
+@functools.cache
+def public_routes(app_names: tuple[str, ...]) -> list[tuple[str, re.Pattern]]:
+    """(method, path pattern) of every public API of `app_names`, from AppWorld's own API docs
+    (cached: the worker computes them once, before it forks any episode)."""
     from appworld.requester import _get_api_name_to_doc
 
     routes = []
@@ -32,6 +36,17 @@ def public_routes(app_names: list[str]) -> list[tuple[str, re.Pattern]]:
     return routes
 
 
+class _NoShell:
+    """Stands in for the IPython shell AppWorld builds for agent code, which never runs here: it
+    holds a namespace and runs nothing (building a real one is a fifth of opening a task)."""
+
+    def __init__(self, config: Any = None):
+        self.user_ns: dict[str, Any] = {}
+
+    def run_cell(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class AppsHost:
     """One task's apps; `answer` serves one API request, `completed` checks the task's status."""
 
@@ -40,7 +55,7 @@ class AppsHost:
 
         self.world = AppWorld(task_id=task_id, **dict(appworld_kwargs, load_ground_truth=False))
         self.client = self.world.requester.client
-        self.routes = public_routes(list(self.world.requester.apps))
+        self.routes = public_routes(tuple(self.world.requester.apps))
         self._status_stale = True
         self._completed = False
 
@@ -85,7 +100,10 @@ class AppsHost:
 
 
 def run(task_id: str, control: Connection, api: Connection, config: dict[str, Any]) -> None:
-    """Serve `api` (the sandbox) and `control` (the worker) until the worker asks to save."""
+    """Serve `api` (the sandbox) and `control` (the worker) until the worker asks for the score."""
+    import appworld.environment
+
+    appworld.environment.InteractiveShellEmbed = _NoShell  # in this process only, forked for one episode
     host = AppsHost(task_id, config["appworld_kwargs"])
     sup = host.world.task.supervisor
     wire.send(control, {
@@ -108,7 +126,9 @@ def run(task_id: str, control: Connection, api: Connection, config: dict[str, An
                 wire.send(control, {"completed": host.completed()})
             elif message["cmd"] == "log":
                 host.end_interaction(message["input"], message["output"])
-            elif message["cmd"] == "save":
+            elif message["cmd"] == "score":
+                from idagym.appworld import scorer
+
                 host.save()
-                wire.send(control, {"saved": True})
+                wire.send(control, scorer.score(task_id, config["appworld_kwargs"]["experiment_name"]))
                 return

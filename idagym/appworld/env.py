@@ -2,7 +2,7 @@
 
 The agent writes Python that calls the apps' APIs. Each environment owns one worker process
 (`idagym.appworld.worker`), or with `remote_url` a session on an idagym environment server
-(`idagym serve`); the worker forks a fresh sandbox, apps process and scorer for every episode.
+(`idagym serve`); the worker forks a fresh sandbox and apps process for every episode.
 """
 
 from __future__ import annotations

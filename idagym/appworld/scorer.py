@@ -1,17 +1,14 @@
-"""TRUSTED SIDE: the reward. Scores a finished episode in a fresh process that never ran agent code.
+"""TRUSTED SIDE: the reward. Scores a finished episode in a process that never ran agent code.
 
-The scorer is forked from the worker's clean parent after the episode's sandbox was killed and the
-apps process saved the end state. It runs AppWorld's unchanged `evaluate_task`, which, with no world
-open in the process, compares the task's start databases with the end state saved in the
-experiment's output folder and runs the task's tests (the ground truth is read here and only here).
-Nothing the sandbox said enters the reward.
+The apps process calls `score` after the episode's sandbox was killed and it saved the end state to
+the experiment's output folder. AppWorld's unchanged `evaluate_task` compares the task's start
+databases with that end state (read from the apps' memory, as AppWorld's own `evaluate` does; the
+same state was just saved, so AppWorld's `evaluate_task` on the saved folder agrees) and runs the
+task's tests (the ground truth is read here and only here, once no agent code can run anywhere).
+Nothing the sandbox said enters the reward; its only effect on the state is the API calls it made.
 """
 
 from __future__ import annotations
-
-from multiprocessing.connection import Connection
-
-from idagym.appworld import wire
 
 
 def score(task_id: str, experiment_name: str) -> dict:
@@ -26,6 +23,3 @@ def score(task_id: str, experiment_name: str) -> dict:
         "failures": [f["requirement"] for f in tracker.failures],
     }
 
-
-def run(task_id: str, conn: Connection, experiment_name: str) -> None:
-    wire.send(conn, score(task_id, experiment_name))

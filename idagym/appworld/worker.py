@@ -5,7 +5,7 @@ parent from which every episode's processes are forked (cheap: AppWorld is alrea
 
 - the apps process (`apps_host`, trusted): the task's databases, serving public API calls;
 - the sandbox (`sandbox`, untrusted): a fresh interpreter that runs the episode's actions;
-- the scorer (`scorer`, trusted): forked after the sandbox was killed and the end state saved.
+- after the sandbox was killed, the apps process saves the end state and scores it (`scorer`).
 
 The worker enforces the step time limit on the sandbox: a sandbox that hangs, crashes or poisons
 itself is killed, costing only its episode, which is still scored on the state its API calls left.
@@ -25,9 +25,11 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable
 from multiprocessing.connection import Connection, Pipe
+from pathlib import Path
 from typing import Any
 
 from idagym.appworld import wire
@@ -215,13 +217,13 @@ class _Episode:
         self.control, apps_control = Pipe()
         api_apps, api_sandbox = Pipe()
         self.exec, sandbox_exec = Pipe()
-        self.apps_pid = _fork(apps_host.run, task_id, apps_control, api_apps, config, keep=(apps_control, api_apps))
+        self.apps_pid: int | None = _fork(apps_host.run, task_id, apps_control, api_apps, config, keep=(apps_control, api_apps))
         self.sandbox_pid: int | None = _fork(sandbox.run, task_id, sandbox_exec, api_sandbox, config,
                                              keep=(sandbox_exec, api_sandbox), new_session=True)
         for conn in (apps_control, api_apps, sandbox_exec, api_sandbox):
             conn.close()
         self.lost: str | None = None  # why the sandbox is gone, once it is
-        self.saved = False
+        self.score: dict[str, Any] | None = None  # the end state's score, once taken
 
     def _reply(self, conn: Connection, timeout_s: float, what: str) -> Any:
         if not conn.poll(timeout_s):
@@ -265,45 +267,53 @@ class _Episode:
         return {"output": output, "completed": completed, "lost": self.lost}
 
     def evaluate(self) -> dict[str, Any]:
-        from idagym.appworld import scorer
-
-        self._kill_sandbox()  # no agent code runs anywhere while the episode is scored
-        if not self.saved:
-            wire.send(self.control, {"cmd": "save"})
-            self._reply(self.control, APPS_TIMEOUT_S, "saving the end state")
-            self.saved = True
-            _reap(self.apps_pid)
-        mine, theirs = Pipe()
-        pid = _fork(scorer.run, self.task_id, theirs, self.config["appworld_kwargs"]["experiment_name"], keep=(theirs,))
-        theirs.close()
+        # No agent code runs anywhere while the episode is scored: SIGKILL takes effect before the
+        # sandbox could run again; reaping it waits only for the kernel's cleanup, done meanwhile.
+        sandbox_pid = self._signal_sandbox()
         try:
-            return self._reply(mine, APPS_TIMEOUT_S, "scoring")
-        except wire.WireError:
-            raise RuntimeError(f"scoring task {self.task_id} failed: the scorer exited without a result") from None
+            if self.score is None:
+                wire.send(self.control, {"cmd": "score"})
+                try:
+                    self.score = self._reply(self.control, APPS_TIMEOUT_S, "scoring")
+                except wire.WireError:
+                    raise RuntimeError(f"scoring task {self.task_id} failed: the apps process exited without a result") from None
+                finally:
+                    if self.score is None:
+                        self._end_apps()  # it has scored otherwise, and exits: reaped at close
         finally:
-            mine.close()
-            _reap(pid)
+            self._kill_sandbox(sandbox_pid)
+        return self.score
 
-    def _kill_sandbox(self) -> int | None:
-        if self.sandbox_pid is None:
-            return None
-        try:
-            os.killpg(self.sandbox_pid, signal.SIGKILL)  # the sandbox and anything it forked
-        except ProcessLookupError:
-            pass
-        code = _reap(self.sandbox_pid)
-        self.sandbox_pid = None
-        self.exec.close()
-        return code
-
-    def close(self) -> None:
-        self._kill_sandbox()
-        if not self.saved:
+    def _end_apps(self) -> None:
+        if self.apps_pid is None:
+            return
+        if self.score is None:  # done when it has scored; otherwise it is stopped
             try:
                 os.kill(self.apps_pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            _reap(self.apps_pid)
+        _reap(self.apps_pid)
+        self.apps_pid = None
+
+    def _signal_sandbox(self) -> int | None:
+        """SIGKILL the sandbox and anything it forked (its own process group); its pid, to reap."""
+        pid, self.sandbox_pid = self.sandbox_pid, None
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.exec.close()
+        return pid
+
+    def _kill_sandbox(self, pid: int | None = None) -> int | None:
+        """Kill the sandbox (or reap `pid`, signalled before) and return its exit code."""
+        pid = self._signal_sandbox() if pid is None else pid
+        return None if pid is None else _reap(pid)
+
+    def close(self) -> None:
+        self._kill_sandbox()
+        self._end_apps()
         self.control.close()
         _reap_orphans()
 
@@ -342,7 +352,7 @@ def _serve(conn: Connection) -> None:
         from idagym.appworld.tasks import use_root
 
         use_root(config["root"])
-        _warm_up()
+        _warm_up(config)
     except BaseException as err:  # noqa: BLE001 - reported to the parent as one line
         conn.send(("fatal", f"the AppWorld worker could not start: {type(err).__name__}: {err}"))
         return
@@ -382,19 +392,83 @@ def _serve(conn: Connection) -> None:
         episode.close()
 
 
-def _warm_up() -> None:
-    """Import and cache what every episode needs, once, so that each fork starts warm."""
+def _warm_up(config: dict[str, Any]) -> None:
+    """Import and cache what every episode needs, once, so that each fork starts warm. Only code and
+    API docs are cached here, never a task's data: the sandbox is forked from this process."""
+    import importlib
+
+    import freezegun
     import IPython.terminal.embed  # noqa: F401 - the sandbox's shell
     from appworld import AppWorld  # noqa: F401
     from appworld.apps import get_all_apps
+    from appworld.collections.api_docs import ApiDocCollection
     from appworld.common.utils import import_apis_module
     from appworld.evaluator import evaluate_task  # noqa: F401
     from appworld.requester import _get_api_name_to_doc
+
+    from idagym.appworld import apps_host
 
     for app in get_all_apps():
         import_apis_module(app)
         _get_api_name_to_doc(app, include_private_apis=True)
         _get_api_name_to_doc(app, include_private_apis=False)
+    for schemas in (True, False):  # every task opens the docs of all apps (cached by AppWorld)
+        ApiDocCollection.load(load_apps=tuple(get_all_apps(skip_admin=True)), include_response_schemas=schemas)
+    apps_host.public_routes(tuple(sorted(get_all_apps())))  # the API allowlist of a task on every app
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecation notices of modules AppWorld imports anyway
+        for name in _modules_an_episode_imports(config):
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001, S112 - a module that cannot be imported alone stays lazy
+                continue
+    # freezegun scans every module the first time it freezes the clock, and caches what it found.
+    freezer = freezegun.freeze_time("2023-01-01")
+    freezer.start()
+    freezer.stop()
+
+
+def _modules_an_episode_imports(config: dict[str, Any]) -> list[str]:
+    """The library modules AppWorld imports lazily while it opens, runs and scores a task, found by
+    playing one episode of the first task in a child process (which takes its data with it)."""
+    tasks = Path(config["root"], "data", "tasks")
+    task_id = min((p.name for p in tasks.iterdir() if p.is_dir()), default=None) if tasks.is_dir() else None
+    if task_id is None:
+        return []
+    mine, theirs = Pipe()
+    pid = _fork(_play_probe_episode, task_id, f"{config['appworld_kwargs']['experiment_name']}-warm-up",
+                config["root"], theirs, keep=(theirs,))
+    theirs.close()
+    names: list[str] = []
+    try:
+        if mine.poll(APPS_TIMEOUT_S):
+            names = list(wire.recv(mine))
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except wire.WireError:
+        pass  # the probe failed: modules stay lazy, episodes only start slower
+    finally:
+        mine.close()
+        _reap(pid)
+    return names
+
+
+def _play_probe_episode(task_id: str, experiment_name: str, root: str, conn: Connection) -> None:
+    import shutil
+
+    from appworld import AppWorld
+    from appworld.evaluator import evaluate_task
+
+    before = set(sys.modules)
+    world = AppWorld(task_id=task_id, experiment_name=experiment_name, load_ground_truth=False)
+    world.execute("print(apis.api_docs.show_app_descriptions())")
+    world._save_state(world.output_db_home_path_on_disk)
+    world.close()
+    evaluate_task(task_id=task_id, experiment_name=experiment_name, suppress_errors=True)
+    shutil.rmtree(Path(root, "experiments", "outputs", experiment_name), ignore_errors=True)
+    data = Path(root).resolve()
+    wire.send(conn, sorted(name for name, module in list(sys.modules.items()) if name not in before
+                           and not str(getattr(module, "__file__", None) or "").startswith(str(data))))
 
 
 def main() -> None:
