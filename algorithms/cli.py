@@ -1,8 +1,8 @@
 """`idagym train` and `idagym compare`.
 
-  idagym train                               the main job: LOOP, SmolLM2-135M + LoRA, built-in AppWorld tasks
+  idagym train [key=value ...]               the main job: warm start, then LOOP, SmolLM2-135M + LoRA, AppWorld
   idagym train CONFIG.yaml [key=value ...]   any algorithm / model / environment
-  idagym train --resume RUN_DIR [key=value]  continue a run (after a crash or kill, or to extend it)
+  idagym train --resume RUN_DIR [key=value]  continue a run or main job (after a crash or kill, or to extend it)
   idagym compare RUN... [--out FILE.png]     success and reward vs iteration, one line per run
 """
 
@@ -39,11 +39,19 @@ def _split_items(items: list[str]) -> tuple[str | None, list[str]]:
 
 def train_main(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads must not spin on shared cores
-    from idagym.config import ConfigError, load_config, to_yaml
+    from idagym.algorithms.main_job import JOB_FILE, main_job
+    from idagym.config import ConfigError, load_config
     from idagym.run import Run
 
     try:
         path, overrides = _split_items(args.items)
+        if (args.resume and Path(args.resume, JOB_FILE).exists()) or (not args.resume and path is None):
+            run_dir = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] in ("run_dir", "train.run_dir")), None)
+            rest = [o for o in overrides if o.split("=", 1)[0] not in ("run_dir", "train.run_dir")]
+            try:
+                return main_job(args.resume or run_dir, rest, resume=bool(args.resume))
+            except KeyboardInterrupt:
+                return 130  # main_job said how to resume
         if args.resume:
             if path is not None:
                 raise ConfigError("--resume takes its config from RUN_DIR/config.yaml: give only key=value overrides")
@@ -54,13 +62,30 @@ def train_main(args: argparse.Namespace) -> int:
         else:
             cfg = load_config(path, overrides)
             run = Run.create(cfg.train.run_dir, cfg.algorithm.name)
+        result = run_training(cfg, run, resume=bool(args.resume))
     except (ConfigError, ValueError, FileExistsError) as err:
         print(f"idagym train: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: continue with  idagym train --resume {run.root}", file=sys.stderr)
+        return 130
+    before, after = result["before"], result["after"]
+    if before or after:
+        fmt = lambda e: "n/a" if e is None else (  # noqa: E731
+            f"{e['success_rate']:.3f} [95% CI {e['success_ci95'][0]:.3f}-{e['success_ci95'][1]:.3f}] ({e['episodes']} episodes)")
+        print(f"success on {cfg.train.eval_split}: before {fmt(before)} -> after {fmt(after)}")
+    print(f"done in {result['minutes']:.1f} min. Results in {run.root}/: metrics.jsonl, eval.jsonl, curves.png, "
+          f"trajectories.jsonl, tb/ (tensorboard --logdir {run.root}/tb), checkpoint.pt, model/")
+    return 0
 
+
+def run_training(cfg: Any, run: Any, resume: bool) -> dict[str, Any]:
+    """Train `cfg` in `run` (from its checkpoint with `resume`) and save the model; the before/after
+    evaluations and the minutes taken. Everything written stays: a run interrupted here resumes."""
     import torch
 
     from idagym.algorithms.trainer import build
+    from idagym.config import to_yaml
 
     torch.set_num_threads(cfg.train.threads)
     run.write_config(to_yaml(cfg))
@@ -68,7 +93,7 @@ def train_main(args: argparse.Namespace) -> int:
     print(f"run folder: {run.root}  (algorithm {cfg.algorithm.name}, model {cfg.model.name}, env {cfg.train.env})", flush=True)
     trainer, collector = build(cfg, run)
     try:
-        state = run.load_checkpoint() if args.resume else None
+        state = run.load_checkpoint() if resume else None
         if state is not None:
             trainer.load_state_dict(state)
             print(f"resumed at iteration {trainer.iteration} of {cfg.train.iterations}", flush=True)
@@ -76,21 +101,10 @@ def train_main(args: argparse.Namespace) -> int:
         run.tensorboard(purge_step=trainer.iteration)
         result = trainer.train()
         trainer.save_model(run.root / "model")
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: continue with  idagym train --resume {run.root}", file=sys.stderr)
-        return 130
     finally:
         collector.close()
         run.close()
-    minutes = (time.time() - t0) / 60
-    before, after = result["before"], result["after"]
-    if before or after:
-        fmt = lambda e: "n/a" if e is None else (  # noqa: E731
-            f"{e['success_rate']:.3f} [95% CI {e['success_ci95'][0]:.3f}-{e['success_ci95'][1]:.3f}] ({e['episodes']} episodes)")
-        print(f"success on {cfg.train.eval_split}: before {fmt(before)} -> after {fmt(after)}")
-    print(f"done in {minutes:.1f} min. Results in {run.root}/: metrics.jsonl, eval.jsonl, curves.png, "
-          f"trajectories.jsonl, tb/ (tensorboard --logdir {run.root}/tb), checkpoint.pt, model/")
-    return 0
+    return {**result, "minutes": (time.time() - t0) / 60}
 
 
 def compare_main(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from idagym.algorithms import functional as F
 from idagym.algorithms.base import ModelOutputs, ValueHead, make_algorithm
 from idagym.buffer import RolloutBuffer, Trajectory
 from idagym.config import Config, to_yaml
-from idagym.evaluation import wilson_interval
+from idagym.evaluation import EvalCache, model_fingerprint, summarize, wilson_interval
 from idagym.run import Run
 
 
@@ -69,6 +69,9 @@ class Trainer:
         self.train_source = train_source or collector
         self.train_tasks, self.eval_tasks = list(train_tasks), list(eval_tasks or [])
         self.pad_token_id = pad_token_id
+        # which task data the env serves (an evaluation's cache key): AppWorld's suite folder, if any
+        env = collector.envs[0].unwrapped if getattr(collector, "envs", None) else None
+        self.data_id = str(getattr(env, "root", "")) if env is not None else ""
         self.algo = make_algorithm(cfg.algorithm)
         self.epochs = cfg.train.epochs or self.algo.epochs_default
         self.temperature = cfg.policy.temperature or 1.0
@@ -193,18 +196,36 @@ class Trainer:
                 return done[-1]  # done before a kill: never twice
         tcfg = self.cfg.train
         tasks = self.eval_tasks[: tcfg.eval_tasks] if tcfg.eval_tasks else self.eval_tasks
-        t0 = time.time()
-        trajs = self.collector.collect(tasks, tcfg.eval_episodes_per_task, _seed_for(tcfg.seed, completed, 2))
-        solved = sum(t.success for t in trajs)
-        row = {"iteration": completed, "phase": phase, "split": tcfg.eval_split, "episodes": len(trajs),
-               "success_rate": float(np.mean([t.success for t in trajs])),
-               "success_ci95": list(wilson_interval(solved, len(trajs))),
-               "reward_mean": float(np.mean([t.reward for t in trajs])), "seconds": round(time.time() - t0, 2)}
+        seed = _seed_for(tcfg.seed, 2)  # the same episodes at every evaluation: figures compare pairwise
+        cache, key = None, None
+        if tcfg.eval_cache:
+            cache = EvalCache()
+            key = cache.key(model=model_fingerprint(self.model), policy=dataclasses.asdict(self.cfg.policy),
+                            env=tcfg.env, env_kwargs=dict(self.cfg.collector.env_kwargs), data=self.data_id,
+                            split=tcfg.eval_split, tasks=tasks, episodes=tcfg.eval_episodes_per_task, seed=seed,
+                            num_envs=self.cfg.collector.num_envs)
+        measured = cache.get(key) if cache is not None and key is not None else None
+        if measured is None:
+            t0 = time.time()
+            trajs = self.collector.collect(tasks, tcfg.eval_episodes_per_task, seed)
+            report = summarize(trajs)
+            measured = {"split": tcfg.eval_split, "episodes": len(trajs),
+                        "success_rate": float(np.mean([t.success for t in trajs])),
+                        "success_ci95": list(wilson_interval(sum(t.success for t in trajs), len(trajs))),
+                        "reward_mean": float(np.mean([t.reward for t in trajs])),
+                        "tgc": report["tgc"], "tgc_ci95": list(report["tgc_interval"]),
+                        "sgc": report["sgc"], "sgc_ci95": list(report["sgc_interval"]),
+                        "scenarios": report["num_scenarios"], "seconds": round(time.time() - t0, 2)}
+            if cache is not None and key is not None:
+                cache.put(key, measured)
+        else:
+            measured = {**measured, "cached": True}
+        row = {"iteration": completed, "phase": phase, **measured}
         if self.run is not None:
             self.run.log_eval(row)
         lo, hi = row["success_ci95"]
         self.log(f"eval ({phase}, {completed} iterations): success {row['success_rate']:.3f} "
-                 f"[95% CI {lo:.3f}-{hi:.3f}] on {len(trajs)} episodes")
+                 f"[95% CI {lo:.3f}-{hi:.3f}] on {row['episodes']} episodes" + (" (cached)" if row.get("cached") else ""))
         return row
 
     # ---- checkpoints ------------------------------------------------------------------------------

@@ -4,8 +4,9 @@
 `AlgorithmConfig` and `TrainConfig` below. Unknown keys and bad values raise `ConfigError` with a
 one-line message; `idagym train` prints it and exits 2.
 
-The defaults are the main job `idagym train` runs with no arguments: LOOP on SmolLM2-135M with
-LoRA, on the built-in AppWorld tasks, sized to finish in about 5 minutes on 2 CPU cores (well inside 20).
+The defaults are LOOP on SmolLM2-135M with LoRA on the built-in AppWorld tasks, sized for 2 CPU
+cores; a YAML file changes what it names. `idagym train` with no file runs the main job instead
+(`idagym.algorithms.main_job`: a warm start, then LOOP).
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class TrainConfig:
     """Episodes per evaluation task (hidden facts are drawn per episode)."""
     eval_before: bool = True
     """Measure success before training as well as after."""
+    eval_cache: bool = False
+    """Reuse an evaluation already made of the same weights with the same settings, tasks and seed
+    (`idagym.evaluation.EvalCache`); every evaluation uses the same episodes' seeds either way."""
     seed: int = 0
     """Seed of task sampling, rollouts, minibatch order and model init."""
     run_dir: str | None = None

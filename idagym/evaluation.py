@@ -6,12 +6,17 @@ TGC: the share of tasks whose tests all pass. SGC: the share of scenarios all of
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import torch
 
 from idagym.agents.base import Policy
 from idagym.collector import Collector
@@ -126,3 +131,39 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     lines = ["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """A hash of every weight and buffer: equal for equal models, whether trained here or loaded."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class EvalCache:
+    """Evaluations kept by what decides them (the model's weights, the policy and env settings, the
+    task data, the tasks and the seed), so an evaluation that would give the same figure is not run
+    twice, e.g. the untrained model's. In $IDAGYM_CACHE/evals or ~/.cache/idagym/evals."""
+
+    def __init__(self, folder: str | os.PathLike | None = None):
+        root = os.environ.get("IDAGYM_CACHE")
+        self.folder = Path(folder) if folder else (Path(root) if root else Path.home() / ".cache" / "idagym") / "evals"
+
+    @staticmethod
+    def key(**parts: Any) -> str:
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        path = self.folder / f"{key}.json"
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None  # missing, or torn by a crash: evaluate again
+
+    def put(self, key: str, row: dict[str, Any]) -> None:
+        from idagym.run import atomic_write_bytes
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.folder / f"{key}.json", lambda f: f.write(json.dumps(row).encode()))

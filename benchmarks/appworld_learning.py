@@ -1,0 +1,137 @@
+"""Which algorithm learns AppWorld from the warm start: more supervised training vs LOOP vs GRPO vs
+RLOO vs PPO with a critic, at an equal sample budget, over seeds; dev and challenge TGC / SGC.
+
+All arms start from one warm start (the main job's `warm_start` stage, trained here once unless
+`--warm-start MODEL` names one), use the main job's sampling and evaluation settings, and train on
+the same number of trajectories: an RL arm `iterations x tasks x K` rollouts, the supervised arm as
+many demonstrations. After training, dev is scored by the trainer's own evaluation and challenge by
+`idagym eval` on the saved model (evaluated as trained). The table gives, per arm, the mean over
+seeds and a 95% t-interval across seeds; it and a plot land in the output folder. Every arm and
+seed is its own run folder, so a killed benchmark continues where it stopped when started again.
+Not in CI: the defaults take about 4 hours on 2 cores.
+
+    python benchmarks/appworld_learning.py [--out runs/appworld-learning] [--seeds 3] [--iterations 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from idagym.algorithms.main_job import EVAL, SHARED, STAGES, solution_token_budget
+from idagym.config import load_config
+from idagym.run import Run
+
+ARMS = ("sft", "loop", "grpo", "rloo", "ppo")
+T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57}  # two-sided t quantiles by degrees of freedom
+
+
+def arm_overrides(arm: str, warm_start: Path, seed: int, iterations: int, tasks: int, group: int) -> list[str]:
+    common = [f"model.name={warm_start}", f"train.seed={seed}", f"policy.seed={seed}", "train.minibatch_size=4"]
+    if arm == "sft":  # as many demonstrations as the RL arms get rollouts
+        return common + ["algorithm.name=sft", "train.lr=1e-3", "collector.group_size=1", "train.epochs=1",
+                         f"train.iterations={iterations * group}", f"train.tasks_per_iteration={tasks}"]
+    return common + [f"algorithm.name={arm}", "train.lr=1e-4", f"train.iterations={iterations}",
+                     f"train.tasks_per_iteration={tasks}", f"collector.group_size={group}"]
+
+
+def train_arm(folder: Path, overrides: list[str]) -> dict:
+    """Train one arm in `folder` (resuming it if it was started); its dev evaluation after training."""
+    from idagym.algorithms.cli import run_training
+
+    cfg = load_config(None, overrides + [f"train.run_dir={folder}"])
+    run = Run(folder)
+    done = {e["phase"]: e for e in run.evals()}
+    if "after" not in done or not (folder / "model").is_dir():
+        run_training(cfg, run, resume=run.checkpoint_path.exists() or run.metrics_path.exists())
+        done = {e["phase"]: e for e in run.evals()}
+    return done["after"]
+
+
+def challenge(folder: Path, limit: int, num_envs: int) -> dict:
+    out = folder / "challenge.json"
+    if not out.exists():
+        cmd = [sys.executable, "-m", "idagym.cli", "eval", "--agent", str(folder / "model"), "--split", "challenge",
+               "--limit", str(limit), "--num-envs", str(num_envs), "--out", str(out), "--no-progress"]
+        subprocess.run(cmd, check=True)
+    return json.loads(out.read_text())
+
+
+def mean_ci(values: list[float]) -> str:
+    mean = statistics.mean(values)
+    if len(values) < 2:
+        return f"{100 * mean:.1f}"
+    half = T95.get(len(values) - 1, 1.96) * statistics.stdev(values) / len(values) ** 0.5
+    return f"{100 * mean:.1f} [{100 * max(0.0, mean - half):.1f}-{100 * min(1.0, mean + half):.1f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/appworld-learning")
+    parser.add_argument("--warm-start", default=None, help="a warm-started model folder (default: train one here)")
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=2, help="RL iterations per arm")
+    parser.add_argument("--tasks", type=int, default=3, help="tasks per iteration")
+    parser.add_argument("--group", type=int, default=4, help="K rollouts per task")
+    parser.add_argument("--challenge-tasks", type=int, default=42)
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from idagym.agents.models import _load_tokenizer, smollm2_folder
+    from idagym.appworld.tasks import suite_root
+
+    budget = [f"policy.max_new_tokens={solution_token_budget(str(suite_root()), _load_tokenizer(smollm2_folder()))}"]
+    base = SHARED + EVAL + budget
+    warm = Path(args.warm_start) if args.warm_start else out / "warm_start" / "model"
+    if not args.warm_start:
+        train_arm(out / "warm_start", base + STAGES["warm_start"])
+    num_envs = int(load_config(None, base).collector.num_envs)
+    results: dict[str, list[dict]] = {}
+    for arm in args.arms.split(","):
+        for seed in range(args.seeds):
+            folder = out / f"{arm}-seed{seed}"
+            print(f"== {arm}, seed {seed}: {folder}", flush=True)
+            dev = train_arm(folder, base + arm_overrides(arm, warm, seed, args.iterations, args.tasks, args.group))
+            chal = challenge(folder, args.challenge_tasks, num_envs)
+            results.setdefault(arm, []).append({"dev_tgc": dev["tgc"], "dev_sgc": dev["sgc"],
+                                                "challenge_tgc": chal["tgc"], "challenge_sgc": chal["sgc"]})
+    lines = [f"| arm ({args.seeds} seeds; mean [95% CI]) | dev TGC | dev SGC | challenge TGC | challenge SGC |",
+             "|---|---|---|---|---|"]
+    for arm, rows in results.items():
+        cells = [mean_ci([r[k] for r in rows]) for k in ("dev_tgc", "dev_sgc", "challenge_tgc", "challenge_sgc")]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    (out / "table.md").write_text(table + "\n")
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    plot(out, results)
+    print(table)
+    print(f"\n{out}/table.md, results.json, learning.png")
+
+
+def plot(out: Path, results: dict[str, list[dict]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, split in zip(axes, ("dev", "challenge"), strict=True):
+        for i, rows in enumerate(results.values()):
+            values = [100 * r[f"{split}_tgc"] for r in rows]
+            ax.scatter([i] * len(values), values, alpha=0.6)
+            ax.errorbar([i], [statistics.mean(values)], fmt="_", markersize=20, color="black")
+        ax.set_xticks(range(len(results)), list(results))
+        ax.set_title(f"{split} TGC per seed (bar: mean)")
+        ax.set_ylabel("%")
+    fig.tight_layout()
+    fig.savefig(out / "learning.png", dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
