@@ -29,6 +29,7 @@ from idagym.agents.models import save_model, save_policy_settings
 from idagym.agents.scoring import next_token_logp
 from idagym.algorithms import functional as F
 from idagym.algorithms.base import ModelOutputs, ValueHead, make_algorithm
+from idagym.behaviour import behaviour
 from idagym.buffer import RolloutBuffer, Trajectory
 from idagym.config import Config, to_yaml
 from idagym.evaluation import EvalCache, model_fingerprint, summarize, wilson_interval
@@ -72,6 +73,7 @@ class Trainer:
         # which task data the env serves (an evaluation's cache key): AppWorld's suite folder, if any
         env = collector.envs[0].unwrapped if getattr(collector, "envs", None) else None
         self.data_id = str(getattr(env, "root", "")) if env is not None else ""
+        self.difficulty_fn = getattr(env, "task_difficulty", None)
         self.algo = make_algorithm(cfg.algorithm)
         self.epochs = cfg.train.epochs or self.algo.epochs_default
         self.temperature = cfg.policy.temperature or 1.0
@@ -208,14 +210,16 @@ class Trainer:
         if measured is None:
             t0 = time.time()
             trajs = self.collector.collect(tasks, tcfg.eval_episodes_per_task, seed)
-            report = summarize(trajs)
+            report = summarize(trajs, difficulty_fn=self.difficulty_fn)
             measured = {"split": tcfg.eval_split, "episodes": len(trajs),
                         "success_rate": float(np.mean([t.success for t in trajs])),
                         "success_ci95": list(wilson_interval(sum(t.success for t in trajs), len(trajs))),
                         "reward_mean": float(np.mean([t.reward for t in trajs])),
                         "tgc": report["tgc"], "tgc_ci95": list(report["tgc_interval"]),
                         "sgc": report["sgc"], "sgc_ci95": list(report["sgc_interval"]),
-                        "scenarios": report["num_scenarios"], "seconds": round(time.time() - t0, 2)}
+                        "scenarios": report["num_scenarios"], "seconds": round(time.time() - t0, 2),
+                        "tgc_by_difficulty": {k: d["tgc"] for k, d in report["by_difficulty"].items()},
+                        "behaviour": report["behaviour"]}
             if cache is not None and key is not None:
                 cache.put(key, measured)
         else:
@@ -307,7 +311,8 @@ class Trainer:
                "success_rate": float(np.mean([t.success for t in trajs])),
                "trajectories": len(trajs), "generated_tokens": generated,
                "tokens_per_s": generated / max(t_collect, 1e-9), "collect_s": round(t_collect, 3),
-               "update_s": round(t_update, 3), **metrics}
+               "update_s": round(t_update, 3), **metrics,
+               **{f"behaviour/{k}": v for k, v in behaviour(trajs).items() if v is not None}}
         if self.run is not None:
             if tcfg.save_trajectories:
                 self.run.append_trajectories(trajs)

@@ -164,6 +164,7 @@ class Collector:
             traj.success = bool(info.get("success", False))
             traj.error = info.get("error")
             traj.info = {k: info[k] for k in ("turn", "pass_count", "num_tests") if k in info}
+            traj.info["last_output"] = obs  # what the last action printed (behaviour figures read it)
         else:
             self.policy.observe(traj, obs)  # may mark it truncated (context limit)
 

@@ -213,6 +213,11 @@ class DigitalEnv(gym.Env[str, str]):
         Trainers leave them out, so that no held-out task is trained on."""
         return set()
 
+    def task_difficulty(self, task_id: str) -> int | None:
+        """The task's difficulty level where the env grades its tasks (AppWorld: 1-3), else None;
+        evaluations report success per level."""
+        return None
+
     def vocabulary(self) -> list[str] | None:
         """For small synthetic worlds: every word the env and a good agent use (a word-level tokenizer
         is built from it). None for open-ended worlds such as AppWorld."""

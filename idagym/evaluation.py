@@ -19,6 +19,7 @@ import gymnasium as gym
 import torch
 
 from idagym.agents.base import Policy
+from idagym.behaviour import behaviour
 from idagym.collector import Collector
 
 
@@ -60,7 +61,7 @@ def evaluate(
         if collector is not env:
             collector.close()
     env_id = env if isinstance(env, str) else (base.spec.id if base.spec else type(base.unwrapped).__name__)
-    report = summarize(trajectories, scenario_fn)
+    report = summarize(trajectories, scenario_fn, base.unwrapped.task_difficulty)
     report.update(env=env_id, split=split, agent=type(collector.policy).__name__)
     return report
 
@@ -76,8 +77,10 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (0.0 if successes == 0 else lo), (1.0 if successes == n else hi)  # exact ends, no float dust
 
 
-def summarize(trajectories: list, scenario_fn: Callable[[str], str] = default_scenario_id) -> dict[str, Any]:
-    """Success rates and counts over finished trajectories (one per task)."""
+def summarize(trajectories: list, scenario_fn: Callable[[str], str] = default_scenario_id,
+              difficulty_fn: Callable[[str], int | None] | None = None) -> dict[str, Any]:
+    """Success rates and counts over finished trajectories (one per task); with `difficulty_fn`,
+    TGC and SGC per difficulty level too (a scenario's level is its tasks'), as AppWorld reports."""
     n = len(trajectories)
     scenarios: dict[str, list[bool]] = defaultdict(list)
     for traj in trajectories:
@@ -106,8 +109,29 @@ def summarize(trajectories: list, scenario_fn: Callable[[str], str] = default_sc
         "mean_turns": sum(len(t.turns) for t in trajectories) / n if n else 0.0,
         "errors": sum(t.error is not None for t in trajectories),
         "truncated": sum(t.truncated for t in trajectories),
+        "by_difficulty": _by_difficulty(trajectories, scenario_fn, difficulty_fn) if difficulty_fn else {},
+        "behaviour": behaviour(trajectories),
         "tasks": per_task,
     }
+
+
+def _by_difficulty(trajectories: list, scenario_fn: Callable[[str], str],
+                   difficulty_fn: Callable[[str], int | None]) -> dict[str, dict[str, Any]]:
+    levels: dict[int, list] = defaultdict(list)
+    for traj in trajectories:
+        level = difficulty_fn(traj.task_id)
+        if level is not None:
+            levels[level].append(traj)
+    out = {}
+    for level, trajs in sorted(levels.items()):
+        scenarios: dict[str, list[bool]] = defaultdict(list)
+        for traj in trajs:
+            scenarios[scenario_fn(traj.task_id)].append(traj.success)
+        solved, solved_scenarios = sum(t.success for t in trajs), sum(all(v) for v in scenarios.values())
+        out[str(level)] = {"tasks": len(trajs), "tgc": solved / len(trajs), "tgc_interval": wilson_interval(solved, len(trajs)),
+                           "scenarios": len(scenarios), "sgc": solved_scenarios / len(scenarios),
+                           "sgc_interval": wilson_interval(solved_scenarios, len(scenarios))}
+    return out
 
 
 def _percent(interval: tuple[float, float]) -> str:
@@ -129,6 +153,11 @@ def format_report(report: dict[str, Any]) -> str:
         ("episodes with errors", report["errors"]),
         ("episodes truncated", report["truncated"]),
     ]
+    rows += [(f"difficulty {level} ({d['tasks']} tasks): TGC / SGC",
+              f"{100 * d['tgc']:.1f} {_percent(d['tgc_interval'])} / {100 * d['sgc']:.1f} {_percent(d['sgc_interval'])}")
+             for level, d in report.get("by_difficulty", {}).items()]
+    rows += [(f"behaviour: {k.replace('_', ' ')}", f"{v:.3f}") for k, v in report.get("behaviour", {}).items()
+             if v is not None]
     lines = ["| metric | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(lines)
 

@@ -142,3 +142,9 @@ def test_play_cli_runs_ground_truth_from_stdin(root: str, task_id: str):
     assert "hello from play" in out.stdout
     assert "episode terminated; reward 1.000" in out.stdout
     assert "tests passed" in out.stdout and "PASS" in out.stdout
+
+
+def test_tasks_are_graded_by_difficulty(env: AppWorldEnv):
+    levels = {env.task_difficulty(t) for t in env.task_ids("dev")}
+    assert levels <= {1, 2, 3} and len(levels) > 1
+    assert env.task_difficulty("no_such_task") is None

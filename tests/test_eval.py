@@ -14,7 +14,7 @@ torch.set_num_threads(1)
 
 import idagym  # noqa: E402,F401
 from idagym.agents.scripted import NullPolicy, ScriptedPolicy  # noqa: E402
-from idagym.buffer import Trajectory  # noqa: E402
+from idagym.buffer import Trajectory, Turn  # noqa: E402
 from idagym.cli import main  # noqa: E402
 from idagym.evaluation import evaluate, format_report, summarize  # noqa: E402
 
@@ -26,7 +26,7 @@ def test_summarize_task_and_scenario_rates():
         for t, s in outcomes.items()
     ]
     for t in trajs:
-        t.turns = [None] * 2
+        t.turns = [Turn(observation="", action=""), Turn(observation="", action="")]
     report = summarize(trajs, scenario_fn=lambda task_id: task_id.split("_")[0])
     assert report["tgc"] == pytest.approx(4 / 6) and report["sgc"] == pytest.approx(1 / 3)
     assert report["num_scenarios"] == 3 and report["mean_reward"] == pytest.approx(5 / 6)
@@ -34,6 +34,18 @@ def test_summarize_task_and_scenario_rates():
     table = format_report(report)
     assert "| task goal completion (TGC) | 66.7 [95% CI 30.0-90.3] |" in table
     assert "| scenario goal completion (SGC) | 33.3 [95% CI 6.1-79.2] (3 scenarios) |" in table
+    assert report["by_difficulty"] == {}  # the env grades no tasks
+
+
+def test_summarize_per_difficulty_level():
+    outcomes = {"a_1": 1, "a_2": 0, "b_1": 1, "c_1": 1}
+    levels = {"a": 2, "b": 1, "c": 2}
+    trajs = [Trajectory(task_id=t, success=bool(s)) for t, s in outcomes.items()]
+    report = summarize(trajs, scenario_fn=lambda t: t.split("_")[0], difficulty_fn=lambda t: levels[t.split("_")[0]])
+    one, two = report["by_difficulty"]["1"], report["by_difficulty"]["2"]
+    assert (one["tasks"], one["tgc"], one["scenarios"], one["sgc"]) == (1, 1.0, 1, 1.0)
+    assert (two["tasks"], two["tgc"], two["scenarios"], two["sgc"]) == (3, pytest.approx(2 / 3), 2, 0.5)
+    assert "| difficulty 2 (3 tasks): TGC / SGC | 66.7 [95% CI" in format_report(report)
 
 
 def test_evaluate_lookup_scripted_and_null():

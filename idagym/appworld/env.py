@@ -166,6 +166,11 @@ class AppWorldEnv(DigitalEnv):
 
         return duplicated_task_ids(split, root=self.root)
 
+    def task_difficulty(self, task_id: str) -> int | None:
+        from idagym.appworld.tasks import task_difficulties
+
+        return task_difficulties(self.root).get(task_id)
+
     def solution(self, task_id: str) -> list[str]:
         from idagym.appworld.tasks import ground_truth_code
 

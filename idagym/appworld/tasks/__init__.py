@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -202,6 +203,12 @@ def _task_infos(root: Path) -> dict[str, dict]:
                 "apps": meta.get("apps", []), "kind": "question" if answer is not None else
                 "action", "template": None})
     return infos
+
+
+@functools.cache
+def task_difficulties(root: str | Path) -> dict[str, int | None]:
+    """Every task's difficulty level (1-3), read once per task root."""
+    return {t: i.get("difficulty") for t, i in _task_infos(Path(root)).items()}
 
 
 def duplicated_task_ids(split: str, root: Path | None = None) -> set[str]:
