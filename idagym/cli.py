@@ -15,6 +15,7 @@ VERBS = {
     "envs": "idagym.env_cli",
     "play": "idagym.env_cli",
     "serve": "idagym.env_cli",
+    "show": "idagym.show",
 }
 
 
