@@ -116,7 +116,10 @@ def test_run_still_being_written(tmp_path):
 def chromium() -> str:
     path = shutil.which("chromium")
     if path is None and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, timeout=900)
+        install = ["apt-get", "install", "-y", "chromium"]
+        if subprocess.run(install, capture_output=True, timeout=900).returncode != 0:  # no package lists yet
+            subprocess.run(["apt-get", "update"], capture_output=True, timeout=900)
+            subprocess.run(install, capture_output=True, timeout=900)
         path = shutil.which("chromium")
     if path is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium, as root)")
