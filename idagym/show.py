@@ -1,7 +1,8 @@
 """`idagym show RUN`: look at a run folder.
 
 The default writes RUN/show.html, one self-contained page (no network: CSS, JS and the data are
-inline) with the learning curves, the trajectories (filters, details, generated tokens shaded by
+inline) with the learning curves, the behaviour figures per iteration and per evaluation
+(`idagym.behaviour`), the trajectories (filters, details, generated tokens shaded by
 log-prob, group advantages) and a line diff between two rollouts of the same group. `--text`
 prints one trajectory in the terminal instead.
 
@@ -123,12 +124,14 @@ def page_data(root: Path) -> dict[str, Any]:
         records.append(rec)
     keys = ("reward_mean", "success_rate")
     metrics = [
-        {"it": m.get("iteration"), **{k: _number(m.get(k)) for k in keys}, "alg": m.get("algorithm")}
+        {"it": m.get("iteration"), **{k: _number(m.get(k)) for k in keys}, "alg": m.get("algorithm"),
+         "b": {k.split("/", 1)[1]: _number(v) for k, v in m.items() if k.startswith("behaviour/")}}
         for m in read_jsonl(root / "metrics.jsonl")
     ]
     evals = [
         {"it": e.get("iteration"), "phase": e.get("phase"), "s": _number(e.get("success_rate")),
-         "ci": e.get("success_ci95"), "tgc": _number(e.get("tgc")), "sgc": _number(e.get("sgc"))}
+         "ci": e.get("success_ci95"), "tgc": _number(e.get("tgc")), "sgc": _number(e.get("sgc")),
+         "b": {k: _number(v) for k, v in (e.get("behaviour") or {}).items()}}
         for e in read_jsonl(root / "eval.jsonl")
     ]
     return {"run": str(root.resolve()), "metrics": metrics, "evals": evals, "trajs": records, "tokens": tok is not None}
@@ -284,7 +287,7 @@ function chart(title, series, yFixed) {
     if (se.line !== false) s += `<path d="${d}" fill="none" stroke="${se.color}" stroke-width="1.5"/>`;
     (se.ci || []).forEach((c) => { s += `<line x1="${X(c[0])}" x2="${X(c[0])}" y1="${Y(c[1])}" y2="${Y(c[2])}" stroke="${se.color}" opacity="0.5"/>`; });
     se.points.forEach((p) => { s += `<circle cx="${X(p[0])}" cy="${Y(p[1])}" r="2.5" fill="${se.color}"><title>${esc(se.name)} @ ${p[0]}: ${+p[1].toFixed(4)}</title></circle>`; });
-    s += `<text x="${L + 6 + k * 130}" y="${TOP + 12}" fill="${se.color}">&#9632; ${esc(se.name)}</text>`;
+    s += `<text x="${L + 6 + (k % 3) * 125}" y="${TOP + 12 + Math.floor(k / 3) * 12}" fill="${se.color}">&#9632; ${esc(se.name)}</text>`;
   });
   return s + "</svg>";
 }
@@ -299,7 +302,26 @@ function drawCurves() {
       {name: "train success_rate", color: "#3a3", points: series("success_rate")},
       {name: "eval success", color: "#c33", points: ev.map((e) => [e.it, e.s]),
        ci: ev.filter((e) => Array.isArray(e.ci)).map((e) => [e.it, e.ci[0], e.ci[1]])},
-    ], [0, 1]);
+    ], [0, 1]) + behaviourCharts(m) + behaviourTable(D.evals);
+}
+
+// ---- behaviour figures (idagym.behaviour): shares of episodes, and counts per episode -------------
+const COLORS = ["#36c", "#3a3", "#c33", "#c80", "#808", "#088"];
+function behaviourCharts(m) {
+  const names = [...new Set(m.flatMap((r) => Object.keys(r.b || {})))];
+  const line = (n, k) => ({name: n, color: COLORS[k % COLORS.length],
+    points: m.filter((r) => r.b && r.b[n] != null).map((r) => [r.it, r.b[n]])});
+  const perEpisode = names.filter((n) => n.endsWith("_per_episode"));
+  return chart("behaviour: share of episodes", names.filter((n) => !perEpisode.includes(n)).map(line), [0, 1]) +
+    chart("behaviour: per episode", perEpisode.map(line));
+}
+function behaviourTable(evals) {
+  const rows = evals.filter((e) => e.b && Object.keys(e.b).length);
+  if (!rows.length) return "";
+  const names = [...new Set(rows.flatMap((e) => Object.keys(e.b)))];
+  return `<table id="behaviour"><thead><tr><th>evaluation</th>${names.map((n) => `<th>${esc(n)}</th>`).join("")}</tr></thead><tbody>` +
+    rows.map((e) => `<tr><td>${esc(e.phase)} @ ${esc(e.it)}</td>${names.map((n) => `<td class="num">${fmt(e.b[n])}</td>`).join("")}</tr>`).join("") +
+    "</tbody></table>";
 }
 
 // ---- the list: filter everything, render only the first `limit` matches ------------------------

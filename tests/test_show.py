@@ -160,6 +160,25 @@ def test_browser_shows_trajectories_filters_and_details(tmp_path):
     assert shot.exists() and shot.stat().st_size > 10_000
 
 
+def test_browser_shows_behaviour_figures(tmp_path):
+    run = make_run(tmp_path / "run", n=3, iterations=2)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    with open(run / "metrics.jsonl", "w") as f:
+        for r in rows:
+            f.write(json.dumps({**r, "behaviour/read_docs_first": 0.25 * (1 + r["iteration"]),
+                                "behaviour/failed_api_calls_per_episode": 1.5}) + "\n")
+    with open(run / "eval.jsonl", "a") as f:
+        f.write(json.dumps({"iteration": 2, "phase": "after", "success_rate": 0.2,
+                            "behaviour": {"read_docs_first": 0.75, "completed_early": None}}) + "\n")
+    data = page_data(run)
+    assert [m["b"]["read_docs_first"] for m in data["metrics"]] == [0.25, 0.5]
+    assert data["evals"][-1]["b"] == {"read_docs_first": 0.75, "completed_early": None}
+    dom = browse(write_html(run), tmp_path)
+    assert element(dom, "errors") == "" and dom.count("<svg") == 4
+    assert "behaviour: share of episodes" in dom and "failed_api_calls_per_episode" in dom
+    assert re.search(r'<td>after @ 2</td><td class="num">0.750</td><td class="num"></td>', dom)
+
+
 def test_browser_loads_10000_trajectories_fast(tmp_path):
     page = write_html(make_run(tmp_path / "run", n=10_000, iterations=20, group_size=8))
     start = time.monotonic()
