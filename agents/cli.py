@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from idagym.devices import check_dtype, resolve_device
+
 BUILTIN_AGENTS = "tiny, tiny-word, smollm2-135m, scripted, null, or a model folder / cached hub id"
 
 
@@ -30,6 +32,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--appworld-experiment", default=None, metavar="NAME",
                    help="AppWorld: also write AppWorld's own experiment layout (experiments/outputs/NAME/tasks/<id>/"
                         "dbs, logs, evaluation) under the task root, for `appworld evaluate NAME SPLIT`")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+                   help="weight dtype (default: as trained, else float32)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -53,6 +58,11 @@ def policy_settings(args: argparse.Namespace, saved: dict[str, Any] | None) -> d
     return settings
 
 
+def model_dtype(args: argparse.Namespace, saved: dict[str, Any] | None) -> str:
+    """The --dtype flag, else the dtype the model was trained in, else float32."""
+    return args.dtype or (saved or {}).get("dtype", "float32")
+
+
 def make_agent(args: argparse.Namespace, settings: dict[str, Any] | None = None) -> Any:
     """A policy factory given the env (scripted agents read its solutions, LLMs its APIs/vocabulary)."""
     from idagym.agents.scripted import NullPolicy, ScriptedPolicy
@@ -68,7 +78,8 @@ def make_agent(args: argparse.Namespace, settings: dict[str, Any] | None = None)
 
         fields = dict(settings or policy_settings(args, None))
         fields.setdefault("action_format", "raw" if env.unwrapped.vocabulary() is not None else "code_block")
-        return TransformersPolicy.from_config(ModelConfig(name=args.agent, seed=args.seed), PolicyConfig(**fields), env)
+        model = ModelConfig(name=args.agent, seed=args.seed, dtype=model_dtype(args, trained_settings(args.agent)))
+        return TransformersPolicy.from_config(model, PolicyConfig(**fields), env, device=resolve_device(args.device))
 
     return llm
 
@@ -86,7 +97,12 @@ def run(args: argparse.Namespace) -> int:
     if args.appworld_experiment:
         env_kwargs.update(experiment_name=args.appworld_experiment, unique_outputs=False, keep_outputs=True)
     if args.agent not in ("scripted", "null"):
-        shown = ", ".join(f"{k}={settings[k]}" for k in FLAGS)
+        try:
+            check_dtype(resolve_device(args.device), model_dtype(args, saved))
+        except ValueError as err:
+            print(f"idagym eval: {err}", file=sys.stderr)
+            return 2
+        shown = ", ".join(f"{k}={settings[k]}" for k in FLAGS) + f", dtype={model_dtype(args, saved)}"
         origin = f"as trained ({Path(args.agent) / 'idagym_policy.json'}), flags override" if saved else "defaults"
         print(f"policy: {shown}; env {env_id} {env_kwargs or ''} ({origin})", flush=True)
     try:

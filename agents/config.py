@@ -19,7 +19,9 @@ class ModelConfig:
     seed: int = 0
     """Seed for the random weights of the tiny models (and LoRA adapter init)."""
     dtype: str = "float32"
-    """Weight dtype: float32, bfloat16 or float16."""
+    """Weight dtype: float32, bfloat16 or float16 (log-probs and losses are computed in fp32 either way)."""
+    gradient_checkpointing: bool = False
+    """Recompute decoder-layer activations in the backward pass: less memory, about a third more compute."""
     hidden_size: int = 64
     """Tiny models only: hidden size (FFN is twice this)."""
     num_layers: int = 2

@@ -78,13 +78,16 @@ class TransformersPolicy(Policy):
         self.stats = {"tokens_encoded": 0, "tokens_generated": 0, "forward_calls": 0}
 
     @classmethod
-    def from_config(cls, model_cfg: ModelConfig, policy_cfg: PolicyConfig, env: Any = None) -> TransformersPolicy:
-        """Load the model and build the policy; `env` supplies the vocabulary (tiny-word) and API list."""
+    def from_config(
+        cls, model_cfg: ModelConfig, policy_cfg: PolicyConfig, env: Any = None, device: str | torch.device = "cpu"
+    ) -> TransformersPolicy:
+        """Load the model onto `device` and build the policy; `env` supplies the vocabulary (tiny-word)
+        and API list."""
         from idagym.agents.models import load_model_and_tokenizer
 
         base = getattr(env, "unwrapped", env)
         vocabulary = base.vocabulary() if base is not None else None
-        model, tokenizer = load_model_and_tokenizer(model_cfg, vocabulary=vocabulary)
+        model, tokenizer = load_model_and_tokenizer(model_cfg, vocabulary=vocabulary, device=device)
         apis = base.describe_apis() if base is not None and policy_cfg.action_format == "code_block" else ""
         return cls(model, tokenizer, policy_cfg, apis=apis)
 
@@ -199,16 +202,18 @@ class TransformersPolicy(Policy):
         b, p_max, n_max = len(trajs), max(past_len), max(map(len, new))
         dev = self.device
 
-        # layout of row i: [pad | its cache (c_i) | pad | its new tokens (n_i)], pads masked out
-        input_ids = torch.full((b, n_max), self.pad_id, dtype=torch.long)
-        attn = torch.zeros((b, p_max + n_max), dtype=torch.long)
-        pos = torch.zeros((b, n_max), dtype=torch.long)
+        # layout of row i: [pad | its cache (c_i) | pad | its new tokens (n_i)], pads masked out;
+        # built on the host (row by row), then moved to the model's device once
+        host = torch.device("cpu")
+        input_ids = torch.full((b, n_max), self.pad_id, dtype=torch.long, device=host)
+        attn = torch.zeros((b, p_max + n_max), dtype=torch.long, device=host)
+        pos = torch.zeros((b, n_max), dtype=torch.long, device=host)
         for i, (ids, c) in enumerate(zip(new, past_len, strict=True)):
             n = len(ids)
-            input_ids[i, n_max - n :] = torch.tensor(ids)
+            input_ids[i, n_max - n :] = torch.tensor(ids, device=host)
             attn[i, p_max - c : p_max] = 1
             attn[i, p_max + n_max - n :] = 1
-            pos[i, n_max - n :] = torch.arange(c, c + n)
+            pos[i, n_max - n :] = torch.arange(c, c + n, device=host)
         cache = DynamicCache(self._pad_caches(past, past_len, p_max)) if p_max else None
         attn, next_pos = attn.to(dev), torch.tensor([c + len(x) for c, x in zip(past_len, new, strict=True)], device=dev)
         out = self.model(
@@ -280,8 +285,10 @@ class TransformersPolicy(Policy):
                 drop = sorted_p.cumsum(-1) - sorted_p > self.cfg.top_p
                 probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
             cdf = probs.cumsum(-1)
-            u = torch.tensor([torch.rand((), generator=g).item() if on else 1.0 for g, on in zip(generators, active, strict=True)])
-            tokens = (cdf < (u.to(cdf.device) * cdf[:, -1])[:, None]).sum(-1).clamp(max=logits.shape[-1] - 1)
+            # the per-trajectory generators live on the host: a draw does not depend on the device
+            u = [torch.rand((), generator=g, device="cpu").item() if on else 1.0 for g, on in zip(generators, active, strict=True)]
+            u = torch.tensor(u, device=cdf.device)
+            tokens = (cdf < (u * cdf[:, -1])[:, None]).sum(-1).clamp(max=logits.shape[-1] - 1)
         picked = logp.gather(-1, tokens[:, None]).squeeze(-1)
         return tokens.cpu(), picked.cpu()
 

@@ -26,6 +26,7 @@ from transformers import (
     Qwen2Config,
     Qwen2ForCausalLM,
 )
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from idagym.agents.config import ModelConfig
 from idagym.agents.tokenizers import byte_tokenizer, word_tokenizer
@@ -45,9 +46,9 @@ def cache_dir() -> Path:
 
 
 def load_model_and_tokenizer(
-    cfg: ModelConfig, vocabulary: list[str] | None = None
+    cfg: ModelConfig, vocabulary: list[str] | None = None, device: str | torch.device = "cpu"
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The model (eval mode, LoRA-wrapped if cfg.lora) and its tokenizer.
+    """The model (eval mode, LoRA-wrapped if cfg.lora, on `device`) and its tokenizer.
 
     `vocabulary` is the environment's word list, needed by 'tiny-word'.
     """
@@ -67,7 +68,23 @@ def load_model_and_tokenizer(
     if cfg.lora and not _is_peft(model):  # a saved adapter (a run's model/) is trained on, not wrapped again
         model = add_lora(model, cfg)
     model.eval()
-    return model, tokenizer
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    return model.to(device), tokenizer
+
+
+def enable_gradient_checkpointing(model: PreTrainedModel) -> None:
+    """Recompute each decoder layer's activations in the backward pass instead of keeping them.
+
+    transformers checkpoints a layer only while that layer is in training mode and gradients are on.
+    The model stays in eval mode (no dropout: sampling and re-scoring see the same network), so
+    only the decoder layers themselves are flagged; generation and no-grad passes are unaffected.
+    """
+    base = model.get_base_model() if _is_peft(model) else model
+    base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    for module in base.modules():
+        if isinstance(module, GradientCheckpointingLayer):
+            module.training = True
 
 
 def tiny_model(vocab_size: int, cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase) -> Qwen2ForCausalLM:
@@ -164,11 +181,14 @@ def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folde
 POLICY_SETTINGS = "idagym_policy.json"
 
 
-def save_policy_settings(folder: str | os.PathLike, policy: dict[str, Any], env: str, env_kwargs: dict[str, Any]) -> None:
-    """Next to a saved model: the policy settings and the env it was trained with (written atomically)."""
+def save_policy_settings(
+    folder: str | os.PathLike, policy: dict[str, Any], env: str, env_kwargs: dict[str, Any], dtype: str = "float32"
+) -> None:
+    """Next to a saved model: the policy settings, the weights' dtype and the env it was trained with
+    (written atomically)."""
     path = Path(folder) / POLICY_SETTINGS
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"policy": policy, "env": env, "env_kwargs": env_kwargs}, indent=2))
+    tmp.write_text(json.dumps({"policy": policy, "env": env, "env_kwargs": env_kwargs, "dtype": dtype}, indent=2))
     os.replace(tmp, path)
 
 

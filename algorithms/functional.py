@@ -15,9 +15,9 @@ def _group_stats(rewards: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.
     _, inverse = torch.unique(group_ids, return_inverse=True)
     g = int(inverse.max()) + 1 if len(inverse) else 0
     r = rewards.double()
-    count = torch.zeros(g, dtype=torch.float64).index_add_(0, inverse, torch.ones_like(r))
-    total = torch.zeros(g, dtype=torch.float64).index_add_(0, inverse, r)
-    sq = torch.zeros(g, dtype=torch.float64).index_add_(0, inverse, r * r)
+    count = torch.zeros(g, dtype=torch.float64, device=r.device).index_add_(0, inverse, torch.ones_like(r))
+    total = torch.zeros(g, dtype=torch.float64, device=r.device).index_add_(0, inverse, r)
+    sq = torch.zeros(g, dtype=torch.float64, device=r.device).index_add_(0, inverse, r * r)
     return count[inverse], total[inverse], sq[inverse]
 
 

@@ -75,6 +75,8 @@ class Trainer:
         self.data_id = str(getattr(env, "root", "")) if env is not None else ""
         self.difficulty_fn = getattr(env, "task_difficulty", None)
         self.algo = make_algorithm(cfg.algorithm)
+        # the model decides the device; the buffer and the advantages stay on the host
+        self.device = next(model.parameters()).device
         self.epochs = cfg.train.epochs or self.algo.epochs_default
         self.temperature = cfg.policy.temperature or 1.0
         self.critic: ValueHead | None = None
@@ -82,7 +84,7 @@ class Trainer:
             hidden = model.config.hidden_size
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.train.seed)
-                self.critic = ValueHead(hidden, cfg.algorithm.critic_width, cfg.algorithm.critic_layers)
+                self.critic = ValueHead(hidden, cfg.algorithm.critic_width, cfg.algorithm.critic_layers).to(self.device)
         # without LoRA the reference is a frozen copy of the initial weights (cheap only for small models)
         self.reference: nn.Module | None = None
         if self.algo.needs_reference and not _is_peft(model):
@@ -105,7 +107,7 @@ class Trainer:
         `agents.scoring.next_token_logp`, the sampling rule.
         """
         model = model or self.model
-        ids, mask = mb.input_ids, mb.loss_mask
+        ids, mask = mb.input_ids, mb.loss_mask  # on the model's device (`_on_device`)
         keep = torch.zeros_like(mask, dtype=torch.bool)
         keep[:, :-1] = mask[:, 1:] > 0  # logits at t-1 score token t
         out = model(
@@ -117,14 +119,15 @@ class Trainer:
         )
         logp_all = next_token_logp(out.logits, self.temperature)  # [num_generated, V]
         targets = ids[:, 1:][keep[:, :-1]]
-        logprobs = torch.zeros(mask.shape, dtype=torch.float32)
+        logprobs = torch.zeros(mask.shape, dtype=torch.float32, device=ids.device)
         logprobs[:, 1:][keep[:, :-1]] = logp_all.gather(-1, targets[:, None]).squeeze(-1)
         # the entropy keeps its graph only when a bonus is trained on (it costs a [generated, V] tensor)
         ent_fn = torch.enable_grad if self.cfg.train.entropy_coef > 0 and torch.is_grad_enabled() else torch.no_grad
         with ent_fn():
-            entropy = torch.zeros(mask.shape, dtype=torch.float32)
+            entropy = torch.zeros(mask.shape, dtype=torch.float32, device=ids.device)
             entropy[:, 1:][keep[:, :-1]] = -(logp_all.exp() * logp_all).sum(-1)
-        values = self.critic(out.hidden_states[-1]) * mask if self.critic is not None else None
+        # the value head stays in fp32 whatever the model's dtype
+        values = self.critic(out.hidden_states[-1].float()) * mask if self.critic is not None else None
         return ModelOutputs(logprobs=logprobs * mask, entropy=entropy, values=values)
 
     @torch.no_grad()
@@ -132,15 +135,15 @@ class Trainer:
         """Fill what the algorithm declared it needs (old values, reference log-probs), in chunks."""
         size = self.cfg.train.minibatch_size
         if self.critic is not None:
-            batch.old_values = torch.cat([self.forward(mb).values for mb in _chunks(batch, size)])
+            batch.old_values = torch.cat([self.forward(self._on_device(mb)).values.cpu() for mb in _chunks(batch, size)])
         if self.algo.needs_reference:
             ref = []
-            for mb in _chunks(batch, size):
+            for mb in map(self._on_device, _chunks(batch, size)):
                 if self.reference is not None:
-                    ref.append(self.forward(mb, self.reference).logprobs)
+                    ref.append(self.forward(mb, self.reference).logprobs.cpu())
                 else:
                     with self.model.disable_adapter():  # LoRA: the base model is the reference
-                        ref.append(self.forward(mb).logprobs)
+                        ref.append(self.forward(mb).logprobs.cpu())
             batch.ref_logprobs = torch.cat(ref)
         return batch
 
@@ -161,6 +164,7 @@ class Trainer:
                 if not bool((mb.advantages * mb.loss_mask).abs().sum() > 0):
                     counts["skipped_steps"] += 1
                     continue
+                mb = self._on_device(mb)
                 out = self.forward(mb)
                 loss, metrics = self.algo.loss(out, mb)
                 entropy = F.masked_mean(out.entropy, mb.loss_mask)
@@ -183,6 +187,10 @@ class Trainer:
                 break
         counts["kl_early_stop"] = int(stop)
         return {**{k: float(np.mean(v)) for k, v in stats.items()}, **counts}
+
+    def _on_device(self, mb: Batch) -> Batch:
+        """The minibatch's tensors on the model's device (the same tensors when already there)."""
+        return mb.apply_values_transform(lambda value: value.to(self.device) if torch.is_tensor(value) else value)
 
     def _all_params(self) -> list[nn.Parameter]:
         return self.params + (list(self.critic.parameters()) if self.critic is not None else [])
@@ -265,7 +273,8 @@ class Trainer:
         """The trained model for later use: the LoRA adapter, or all weights (plus the value head), and
         the policy settings and env it was trained with, so that `idagym eval` runs it as trained."""
         save_model(self.model, self.collector.policy.tokenizer, folder)
-        save_policy_settings(folder, dataclasses.asdict(self.cfg.policy), self.cfg.train.env, dict(self.cfg.collector.env_kwargs))
+        save_policy_settings(folder, dataclasses.asdict(self.cfg.policy), self.cfg.train.env, dict(self.cfg.collector.env_kwargs),
+                             dtype=self.cfg.model.dtype)
         if self.critic is not None:
             torch.save(self.critic.state_dict(), f"{folder}/value_head.pt")
 
@@ -341,6 +350,7 @@ def build(cfg: Config, run: Run | None = None, log: Callable[[str], None] = prin
     from idagym.algorithms import ALGORITHMS
     from idagym.collector import Collector as EnvCollector
     from idagym.demonstrations import FileDemonstrations, SolutionDemonstrations, load_demonstrations
+    from idagym.devices import resolve_device
 
     torch.set_num_threads(cfg.train.threads)
     random.seed(cfg.train.seed)
@@ -349,7 +359,7 @@ def build(cfg: Config, run: Run | None = None, log: Callable[[str], None] = prin
     env_kwargs = dict(cfg.collector.env_kwargs)
     probe = gym.make(cfg.train.env, **env_kwargs)
     try:
-        policy = TransformersPolicy.from_config(cfg.model, cfg.policy, env=probe)
+        policy = TransformersPolicy.from_config(cfg.model, cfg.policy, env=probe, device=resolve_device(cfg.train.device))
         duplicated = probe.unwrapped.duplicated_task_ids(cfg.train.split)
         train_tasks = [t for t in probe.unwrapped.task_ids(cfg.train.split) if t not in duplicated]
         eval_tasks = probe.unwrapped.task_ids(cfg.train.eval_split) if cfg.train.eval_split else []

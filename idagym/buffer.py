@@ -148,18 +148,18 @@ class RolloutBuffer:
             loss_mask=torch.from_numpy(loss_mask),
             old_logprobs=torch.from_numpy(old_logprobs),
             turn_index=torch.from_numpy(turn_index),
-            reward=torch.tensor([tr.reward for tr in self.trajectories], dtype=torch.float32),
-            group_id=torch.tensor([tr.group_id for tr in self.trajectories], dtype=torch.int64),
-            length=torch.tensor([len(tr.input_ids) for tr in self.trajectories], dtype=torch.int64),
-            success=torch.tensor([tr.success for tr in self.trajectories], dtype=torch.bool),
-            truncated=torch.tensor([tr.truncated for tr in self.trajectories], dtype=torch.bool),
+            reward=torch.tensor([tr.reward for tr in self.trajectories], dtype=torch.float32, device="cpu"),
+            group_id=torch.tensor([tr.group_id for tr in self.trajectories], dtype=torch.int64, device="cpu"),
+            length=torch.tensor([len(tr.input_ids) for tr in self.trajectories], dtype=torch.int64, device="cpu"),
+            success=torch.tensor([tr.success for tr in self.trajectories], dtype=torch.bool, device="cpu"),
+            truncated=torch.tensor([tr.truncated for tr in self.trajectories], dtype=torch.bool, device="cpu"),
         )
 
     @staticmethod
     def minibatches(batch: Batch, size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
         """Shuffled minibatches of at most `size` trajectories, trimmed to their longest sequence."""
         n = len(batch)
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator, device="cpu")
         for start in range(0, n, size):
             mb = batch[order[start : start + size].numpy()]
             longest = int(mb.length.max())

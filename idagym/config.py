@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from idagym.agents.config import CollectorConfig, ModelConfig, PolicyConfig
+from idagym.devices import check_dtype, resolve_device
 
 
 class ConfigError(ValueError):
@@ -118,6 +119,9 @@ class TrainConfig:
     """Progress bars."""
     threads: int = 2
     """torch CPU threads (the Lookup configs use 1: a tiny model gains nothing from more)."""
+    device: str = "auto"
+    """Where the model, generation, the trainer and the critic run: auto (CUDA when present), cpu,
+    cuda or cuda:N. Weights are in model.dtype; log-softmax, ratios and losses are computed in fp32."""
 
 
 @dataclass
@@ -217,6 +221,14 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.adam_betas must be two numbers in [0, 1), got {list(cfg.train.adam_betas)}")
     if not 0 <= cfg.algorithm.lam <= 1 or not 0 <= cfg.algorithm.gamma <= 1:
         raise ConfigError("algorithm.gamma and algorithm.lam must lie in [0, 1]")
+    try:
+        device = resolve_device(cfg.train.device)
+    except ValueError as err:
+        raise ConfigError(f"train.{err}") from None
+    try:
+        check_dtype(device, cfg.model.dtype)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     import gymnasium as gym
 
     import idagym  # noqa: F401  (registers the built-in environments)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from idagym.cli import main
 from idagym.config import Config, ConfigError, load_config, to_yaml
@@ -29,7 +30,12 @@ def test_yaml_then_overrides(tmp_path):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_example_configs_load(path):
-    load_config(path)
+    if "device: cuda" in path.read_text() and not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):  # a GPU config refuses a CPU machine
+            load_config(path)
+        load_config(path, ["train.device=cpu"])  # and is valid otherwise
+    else:
+        load_config(path)
 
 
 @pytest.mark.parametrize(
