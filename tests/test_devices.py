@@ -2,6 +2,7 @@
 losses, gradient checkpointing recomputes layers without changing gradients, and bad device or
 dtype settings are one-line errors."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from idagym.config import ConfigError, load_config
 from idagym.devices import resolve_device
 
 ROOT = Path(__file__).resolve().parent.parent
+DEVICE = os.environ.get("IDAGYM_TEST_DEVICE", "cpu")  # benchmarks/gpu_check.sh runs these on cuda
 OUR_CODE = tuple(str(ROOT / part) for part in ("idagym", "agents", "algorithms"))
 FACTORIES = {torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.tensor, torch.as_tensor,
              torch.rand, torch.randn, torch.randint, torch.randperm, torch.linspace, torch.eye}
@@ -43,7 +45,7 @@ class DevicelessFactories(TorchFunctionMode):
 
 def lookup_config(*overrides):
     return load_config(ROOT / "examples/configs/lookup_loop.yaml",
-                       ["train.progress=false", "collector.num_envs=8", "train.tasks_per_iteration=2", *overrides])
+                       ["train.progress=false", f"train.device={DEVICE}", "collector.num_envs=8", "train.tasks_per_iteration=2", *overrides])
 
 
 @pytest.mark.parametrize("overrides", [[], ["algorithm.name=ppo"], ["algorithm.name=grpo", "algorithm.kl_coef=0.1"]],
@@ -75,17 +77,18 @@ def test_bf16_weights_train_with_fp32_log_probs_and_loss():
     trainer, collector = build(lookup_config("model.dtype=bfloat16"), log=lambda line: None)
     try:
         assert next(trainer.model.parameters()).dtype == torch.bfloat16
+        assert trainer.device.type == torch.device(DEVICE).type
         trajs = collector.collect(trainer.train_tasks[:2], 8, seed=5)
     finally:
         collector.close()
     assert all(isinstance(lp, float) for t in trajs for lp in t.logprobs)
     batch = RolloutBuffer(trajs).to_batch(trainer.pad_token_id)
     with torch.no_grad():
-        out = trainer.forward(batch)
+        out = trainer.forward(trainer._on_device(batch))
     assert out.logprobs.dtype == torch.float32 and out.entropy.dtype == torch.float32
     mask = batch.loss_mask > 0
     # behaviour and trainer score the same bf16 network (batching changes bf16 rounding a little)
-    assert (out.logprobs[mask] - batch.old_logprobs[mask]).abs().max() < 0.05
+    assert (out.logprobs.cpu()[mask] - batch.old_logprobs[mask]).abs().max() < 0.05
     for i, traj in enumerate(trajs):
         traj.reward = float(i % 2)
     before = [p.detach().clone() for p in trainer.params]
@@ -95,12 +98,13 @@ def test_bf16_weights_train_with_fp32_log_probs_and_loss():
 
 
 def _layer_calls_and_grads(checkpointing: bool, lora: bool):
-    model, _ = load_model_and_tokenizer(ModelConfig(name="tiny", seed=4, lora=lora, gradient_checkpointing=checkpointing))
+    model, _ = load_model_and_tokenizer(ModelConfig(name="tiny", seed=4, lora=lora, gradient_checkpointing=checkpointing),
+                                        device=DEVICE)
     calls = []
     for module in model.modules():
         if type(module).__name__ == "Qwen2Attention":
             module.register_forward_hook(lambda *_: calls.append(1))
-    ids = torch.randint(3, 250, (2, 12), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(3, 250, (2, 12), generator=torch.Generator().manual_seed(0)).to(DEVICE)
     model(input_ids=ids).logits.float().logsumexp(-1).mean().backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
     with torch.no_grad():
@@ -121,13 +125,13 @@ def test_gradient_checkpointing_recomputes_layers_and_keeps_the_gradients(lora):
 
 
 def test_gradient_checkpointing_runs_each_layer_twice_in_a_training_step():
-    model, _ = load_model_and_tokenizer(ModelConfig(name="tiny", seed=4, gradient_checkpointing=True))
+    model, _ = load_model_and_tokenizer(ModelConfig(name="tiny", seed=4, gradient_checkpointing=True), device=DEVICE)
     calls = []
     for module in model.modules():
         if type(module).__name__ == "Qwen2Attention":
             module.register_forward_hook(lambda *_: calls.append(1))
     assert not any(m.training for m in model.modules() if type(m).__name__ == "Dropout")
-    model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits.sum().backward()
+    model(input_ids=torch.tensor([[5, 6, 7, 8]], device=DEVICE)).logits.sum().backward()
     assert len(calls) == 2 * 2  # forward, then the recompute in backward, for each of the 2 layers
 
 
@@ -142,6 +146,7 @@ def test_device_settings_are_checked_before_any_work():
         assert "\n" not in str(err.value)
         assert resolve_device("auto") == torch.device("cpu")
     assert lookup_config("train.device=cpu").train.device == "cpu"
+    assert resolve_device("cpu") == torch.device("cpu")
 
 
 def test_the_policy_and_trainer_take_the_device_of_the_model():
