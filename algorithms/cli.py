@@ -3,6 +3,7 @@
   idagym train [key=value ...]               the main job: warm start, then LOOP, SmolLM2-135M + LoRA, AppWorld
   idagym train CONFIG.yaml [key=value ...]   any algorithm / model / environment
   idagym train --resume RUN_DIR [key=value]  continue a run or main job (after a crash or kill, or to extend it)
+  idagym train --num-processes N CONFIG.yaml  N data-parallel ranks (accelerate launch; resume with the same N)
   idagym compare RUN... [--out FILE.png]     success and reward vs iteration, one line per run
 """
 
@@ -23,6 +24,8 @@ def add_parser(subparsers: Any) -> None:
     train.add_argument("items", nargs="*", metavar="[CONFIG] [key=value ...]",
                        help="a YAML config (examples/configs/) and/or dot-list overrides such as train.iterations=5")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    train.add_argument("--num-processes", type=int, default=1, metavar="N",
+                       help="data-parallel ranks, started with accelerate launch (default 1: this process)")
     train.set_defaults(func=train_main)
     compare = subparsers.add_parser("compare", help="plot success and reward vs iteration for several runs")
     compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
@@ -40,6 +43,7 @@ def _split_items(items: list[str]) -> tuple[str | None, list[str]]:
 def train_main(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads must not spin on shared cores
     from idagym.algorithms.main_job import JOB_FILE, main_job
+    from idagym.algorithms.ranks import world_size
     from idagym.config import ConfigError, load_config
     from idagym.run import Run
 
@@ -48,6 +52,8 @@ def train_main(args: argparse.Namespace) -> int:
         if (args.resume and Path(args.resume, JOB_FILE).exists()) or (not args.resume and path is None):
             run_dir = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] in ("run_dir", "train.run_dir")), None)
             rest = [o for o in overrides if o.split("=", 1)[0] not in ("run_dir", "train.run_dir")]
+            if args.num_processes > 1:
+                raise ConfigError("--num-processes runs a config file's training; the main job runs in one process")
             try:
                 return main_job(args.resume or run_dir, rest, resume=bool(args.resume))
             except KeyboardInterrupt:
@@ -61,7 +67,14 @@ def train_main(args: argparse.Namespace) -> int:
             cfg = load_config(run.config_path, overrides)
         else:
             cfg = load_config(path, overrides)
-            run = Run.create(cfg.train.run_dir, cfg.algorithm.name)
+            if world_size() == 1:
+                run = Run.create(cfg.train.run_dir, cfg.algorithm.name)
+            elif not cfg.train.run_dir:
+                raise ConfigError("with several ranks give train.run_dir (idagym train --num-processes N sets it)")
+            else:  # launched as one of several ranks: the launcher fixed the folder
+                run = Run(cfg.train.run_dir)
+        if args.num_processes > 1 and world_size() == 1:
+            return launch_ranks(args.num_processes, cfg, run, path, overrides, resume=bool(args.resume))
         result = run_training(cfg, run, resume=bool(args.resume))
     except (ConfigError, ValueError, FileExistsError) as err:
         print(f"idagym train: error: {err}", file=sys.stderr)
@@ -69,6 +82,8 @@ def train_main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: continue with  idagym train --resume {run.root}", file=sys.stderr)
         return 130
+    if result is None:
+        return 0  # not rank 0: rank 0 reports
     before, after = result["before"], result["after"]
     if before or after:
         fmt = lambda e: "n/a" if e is None else (  # noqa: E731
@@ -79,32 +94,67 @@ def train_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_training(cfg: Any, run: Any, resume: bool) -> dict[str, Any]:
+def launch_ranks(n: int, cfg: Any, run: Any, path: str | None, overrides: list[str], resume: bool) -> int:
+    """Start `n` ranks of this training with accelerate launch and wait; a failed rank is one line."""
+    import subprocess
+
+    from idagym.config import check_world_size
+
+    check_world_size(cfg, n)
+    if not resume:
+        overrides = [o for o in overrides if o.split("=", 1)[0] not in ("run_dir", "train.run_dir")]
+        overrides.append(f"train.run_dir={run.root}")
+    items = ([path] if path and not resume else []) + overrides + (["--resume", str(run.root)] if resume else [])
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
+               "--num_processes", str(n), "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "idagym.cli", "train", *items]
+    code = subprocess.run(command).returncode
+    if code != 0:
+        print(f"idagym train: error: a rank failed (exit code {code}); what was written is kept: continue with  "
+              f"idagym train --num-processes {n} --resume {run.root}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_training(cfg: Any, run: Any, resume: bool) -> dict[str, Any] | None:
     """Train `cfg` in `run` (from its checkpoint with `resume`) and save the model; the before/after
-    evaluations and the minutes taken. Everything written stays: a run interrupted here resumes."""
+    evaluations and the minutes taken (None on ranks other than 0, which write nothing).
+    Everything written stays: a run interrupted here resumes."""
     import torch
 
+    from idagym.algorithms.ranks import Ranks
     from idagym.algorithms.trainer import build
     from idagym.config import to_yaml
+    from idagym.devices import resolve_device
 
+    ranks = Ranks(resolve_device(cfg.train.device))
+    main = ranks.is_main
     torch.set_num_threads(cfg.train.threads)
-    run.write_config(to_yaml(cfg))
+    if main:
+        run.write_config(to_yaml(cfg))
     t0 = time.time()
-    print(f"run folder: {run.root}  (algorithm {cfg.algorithm.name}, model {cfg.model.name}, env {cfg.train.env})", flush=True)
-    trainer, collector = build(cfg, run)
+    if main:
+        print(f"run folder: {run.root}  (algorithm {cfg.algorithm.name}, model {cfg.model.name}, env {cfg.train.env}"
+              + (f", {ranks.world} ranks" if ranks.world > 1 else "") + ")", flush=True)
+    trainer, collector = build(cfg, run, ranks=ranks)
     try:
         state = run.load_checkpoint() if resume else None
         if state is not None:
             trainer.load_state_dict(state)
-            print(f"resumed at iteration {trainer.iteration} of {cfg.train.iterations}", flush=True)
-        run.rewind(trainer.iteration)  # drop records of iterations the checkpoint does not hold
-        run.tensorboard(purge_step=trainer.iteration)
+            if main:
+                print(f"resumed at iteration {trainer.iteration} of {cfg.train.iterations}", flush=True)
+        if main:
+            run.rewind(trainer.iteration)  # drop records of iterations the checkpoint does not hold
+            run.tensorboard(purge_step=trainer.iteration)
         result = trainer.train()
-        trainer.save_model(run.root / "model")
+        if main:
+            trainer.save_model(run.root / "model")
     finally:
         collector.close()
-        run.close()
-    return {**result, "minutes": (time.time() - t0) / 60}
+        if main:
+            run.close()
+    ranks.close()  # every rank is done: leave the process group before the process exits
+    return {**result, "minutes": (time.time() - t0) / 60} if main else None
 
 
 def compare_main(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from idagym.agents.models import save_model, save_policy_settings
 from idagym.agents.scoring import next_token_logp
 from idagym.algorithms import functional as F
 from idagym.algorithms.base import ModelOutputs, ValueHead, make_algorithm
+from idagym.algorithms.ranks import Ranks
 from idagym.behaviour import behaviour
 from idagym.buffer import RolloutBuffer, Trajectory
 from idagym.config import Config, to_yaml
@@ -64,6 +65,7 @@ class Trainer:
         run: Run | None = None,
         log: Callable[[str], None] = print,
         train_source: Collector | None = None,
+        ranks: Ranks | None = None,
     ):
         self.cfg, self.model, self.collector, self.run, self.log = cfg, model, collector, run, log
         # where training trajectories come from (demonstrations for sft); evaluation always rolls out
@@ -77,6 +79,7 @@ class Trainer:
         self.algo = make_algorithm(cfg.algorithm)
         # the model decides the device; the buffer and the advantages stay on the host
         self.device = next(model.parameters()).device
+        self.ranks = ranks or Ranks(self.device)
         self.epochs = cfg.train.epochs or self.algo.epochs_default
         self.temperature = cfg.policy.temperature or 1.0
         self.critic: ValueHead | None = None
@@ -89,6 +92,9 @@ class Trainer:
         self.reference: nn.Module | None = None
         if self.algo.needs_reference and not _is_peft(model):
             self.reference = copy.deepcopy(model).requires_grad_(False)
+        # the loss pass runs through these (DDP wrappers with several ranks); no-grad passes do not
+        self.loss_model = self.ranks.wrap(model)
+        self.loss_critic = self.ranks.wrap(self.critic) if self.critic is not None else None
         self.params = [p for p in model.parameters() if p.requires_grad]
         groups: list[dict[str, Any]] = [{"params": self.params}]
         if self.critic is not None:
@@ -99,14 +105,14 @@ class Trainer:
         self.iteration = 0  # next iteration to run
 
     # ---- the model pass ---------------------------------------------------------------------------
-    def forward(self, mb: Batch, model: nn.Module | None = None) -> ModelOutputs:
+    def forward(self, mb: Batch, model: nn.Module | None = None, critic: nn.Module | None = None) -> ModelOutputs:
         """Log-probs (at the sampling temperature) and entropy of the generated tokens, values if a critic.
 
         Logits are computed only where a generated token is predicted (`logits_to_keep` mask), so the
         [N, T, vocab] tensor of a plain LM step is never built; scored with
         `agents.scoring.next_token_logp`, the sampling rule.
         """
-        model = model or self.model
+        model, critic = model or self.model, critic or self.critic
         ids, mask = mb.input_ids, mb.loss_mask  # on the model's device (`_on_device`)
         keep = torch.zeros_like(mask, dtype=torch.bool)
         keep[:, :-1] = mask[:, 1:] > 0  # logits at t-1 score token t
@@ -114,7 +120,7 @@ class Trainer:
             input_ids=ids,
             attention_mask=mb.attention_mask,
             logits_to_keep=keep,
-            output_hidden_states=self.critic is not None,
+            output_hidden_states=critic is not None,
             use_cache=False,
         )
         logp_all = next_token_logp(out.logits, self.temperature)  # [num_generated, V]
@@ -127,7 +133,7 @@ class Trainer:
             entropy = torch.zeros(mask.shape, dtype=torch.float32, device=ids.device)
             entropy[:, 1:][keep[:, :-1]] = -(logp_all.exp() * logp_all).sum(-1)
         # the value head stays in fp32 whatever the model's dtype
-        values = self.critic(out.hidden_states[-1].float()) * mask if self.critic is not None else None
+        values = critic(out.hidden_states[-1].float()) * mask if critic is not None else None
         return ModelOutputs(logprobs=logprobs * mask, entropy=entropy, values=values)
 
     @torch.no_grad()
@@ -149,44 +155,63 @@ class Trainer:
 
     # ---- one update -------------------------------------------------------------------------------
     def update(self, trajectories: list[Trajectory], iteration: int = 0) -> dict[str, float]:
-        """Advantages, then epochs x minibatches of loss / clip / step. Returns averaged metrics."""
-        batch = self._prepare(RolloutBuffer(trajectories).to_batch(self.pad_token_id))
-        batch = self.algo.compute_advantages(batch)
+        """Advantages, then epochs x minibatches of loss / clip / step. Returns averaged metrics.
+
+        With several ranks each updates on its own trajectories, minibatches of minibatch_size / world
+        trajectories; the number of minibatches, skipping and the KL stop are agreed on by all ranks.
+        """
+        prepared = self._prepare(RolloutBuffer(trajectories).to_batch(self.pad_token_id)) if trajectories else None
+        batch = self.algo.compute_advantages(prepared) if prepared is not None else Batch()
         stats: dict[str, list[float]] = defaultdict(list)
-        counts = {"steps": 0, "skipped_steps": 0, "trained_trajectories": len(batch)}
+        counts = {"steps": 0, "skipped_steps": 0, "trained_trajectories": int(self.ranks.reduce(len(batch), "sum"))}
         if "returns" in batch.keys():
-            counts["explained_variance"] = float(F.explained_variance(batch.old_values, batch.returns, batch.loss_mask))
+            counts["explained_variance"] = self.ranks.reduce(
+                float(F.explained_variance(batch.old_values, batch.returns, batch.loss_mask)))
         gen = torch.Generator().manual_seed(_seed_for(self.cfg.train.seed, iteration, 1))
+        size = max(1, self.cfg.train.minibatch_size // self.ranks.world)
         stop = False
-        for _ in range(self.epochs if len(batch) else 0):
-            for mb in RolloutBuffer.minibatches(batch, self.cfg.train.minibatch_size, gen):
+        for _ in range(self.epochs):
+            minibatches = list(RolloutBuffer.minibatches(batch, size, gen)) if len(batch) else []
+            for j in range(int(self.ranks.reduce(len(minibatches), "max"))):
+                mb = minibatches[j] if j < len(minibatches) else None
                 # nothing to learn: stepping Adam on zero gradients still moves weights
-                if not bool((mb.advantages * mb.loss_mask).abs().sum() > 0):
+                learns = mb is not None and bool((mb.advantages * mb.loss_mask).abs().sum() > 0)
+                if not self.ranks.reduce(float(learns), "max"):
                     counts["skipped_steps"] += 1
                     continue
-                mb = self._on_device(mb)
-                out = self.forward(mb)
-                loss, metrics = self.algo.loss(out, mb)
-                entropy = F.masked_mean(out.entropy, mb.loss_mask)
-                if self.cfg.train.entropy_coef > 0:
-                    loss = loss - self.cfg.train.entropy_coef * entropy
                 self.optimizer.zero_grad(set_to_none=True)
+                if learns:
+                    mb = self._on_device(mb)
+                    out = self.forward(mb, self.loss_model, self.loss_critic)
+                    loss, metrics = self.algo.loss(out, mb)
+                    entropy = F.masked_mean(out.entropy, mb.loss_mask)
+                    if self.cfg.train.entropy_coef > 0:
+                        loss = loss - self.cfg.train.entropy_coef * entropy
+                else:  # another rank learns: join its all-reduce with zero gradients
+                    out = self.forward(self._on_device(prepared[:1]), self.loss_model, self.loss_critic)
+                    loss = out.logprobs.sum() * 0.0 + (out.values.sum() * 0.0 if out.values is not None else 0.0)
                 loss.backward()
                 clip = self.cfg.train.grad_clip or math.inf
                 grad_norm = nn.utils.clip_grad_norm_(self._all_params(), clip)
                 self.optimizer.step()
-                kl = F.approx_kl(out.logprobs.detach(), mb.old_logprobs, mb.loss_mask).item()
-                for key, value in {**metrics, "loss": loss.item(), "entropy": entropy.item(), "approx_kl": kl,
-                                   "grad_norm": float(grad_norm)}.items():
-                    stats[key].append(value)
                 counts["steps"] += 1
+                kl = F.approx_kl(out.logprobs.detach(), mb.old_logprobs, mb.loss_mask).item() if learns else 0.0
+                kl = self.ranks.reduce(kl, "sum") / self.ranks.reduce(float(learns), "sum")
+                if learns:
+                    for key, value in {**metrics, "loss": loss.item(), "entropy": entropy.item(), "approx_kl": kl,
+                                       "grad_norm": float(grad_norm)}.items():
+                        stats[key].append(value)
                 if self.cfg.train.kl_threshold is not None and kl > self.cfg.train.kl_threshold:
                     stop = True  # the policy moved too far from the data: stop this iteration
                     break
             if stop:
                 break
         counts["kl_early_stop"] = int(stop)
-        return {**{k: float(np.mean(v)) for k, v in stats.items()}, **counts}
+        merged: dict[str, list[float]] = defaultdict(list)
+        for rank_stats in self.ranks.gather([dict(stats)]):
+            for key, values in rank_stats.items():
+                merged[key].extend(values)
+        return {**{k: float(np.mean(v)) for k, v in merged.items()}, **counts}
 
     def _on_device(self, mb: Batch) -> Batch:
         """The minibatch's tensors on the model's device (the same tensors when already there)."""
@@ -200,10 +225,10 @@ class Trainer:
         """Success on the eval tasks (episodes drawn with their own seeds); logged to eval.jsonl."""
         if not self.eval_tasks:
             return None
-        if self.run is not None:
-            done = [e for e in self.run.evals() if e.get("iteration") == completed and e.get("phase") == phase]
-            if done:
-                return done[-1]  # done before a kill: never twice
+        done = self.run.evals() if self.run is not None else []
+        done = self.ranks.broadcast([e for e in done if e.get("iteration") == completed and e.get("phase") == phase])
+        if done:
+            return done[-1]  # done before a kill: never twice
         tcfg = self.cfg.train
         tasks = self.eval_tasks[: tcfg.eval_tasks] if tcfg.eval_tasks else self.eval_tasks
         seed = _seed_for(tcfg.seed, 2)  # the same episodes at every evaluation: figures compare pairwise
@@ -214,10 +239,10 @@ class Trainer:
                             env=tcfg.env, env_kwargs=dict(self.cfg.collector.env_kwargs), data=self.data_id,
                             split=tcfg.eval_split, tasks=tasks, episodes=tcfg.eval_episodes_per_task, seed=seed,
                             num_envs=self.cfg.collector.num_envs)
-        measured = cache.get(key) if cache is not None and key is not None else None
+        measured = self.ranks.broadcast(cache.get(key) if cache is not None and key is not None else None)
         if measured is None:
             t0 = time.time()
-            trajs = self.collector.collect(tasks, tcfg.eval_episodes_per_task, seed)
+            trajs = self.ranks.gather(self.collector.collect(self.ranks.shard(tasks), tcfg.eval_episodes_per_task, seed))
             report = summarize(trajs, difficulty_fn=self.difficulty_fn)
             measured = {"split": tcfg.eval_split, "episodes": len(trajs),
                         "success_rate": float(np.mean([t.success for t in trajs])),
@@ -228,7 +253,7 @@ class Trainer:
                         "scenarios": report["num_scenarios"], "seconds": round(time.time() - t0, 2),
                         "tgc_by_difficulty": {k: d["tgc"] for k, d in report["by_difficulty"].items()},
                         "behaviour": report["behaviour"]}
-            if cache is not None and key is not None:
+            if cache is not None and key is not None and self.ranks.is_main:
                 cache.put(key, measured)
         else:
             measured = {**measured, "cached": True}
@@ -252,9 +277,14 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
             "config": to_yaml(self.cfg),
+            "world_size": self.ranks.world,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.ranks.world:
+            raise ValueError(f"this run was trained with {saved_world} process(es): resume it with the same number "
+                             f"(idagym train --num-processes {saved_world} --resume RUN), not {self.ranks.world}")
         named = dict(self.model.named_parameters())
         with torch.no_grad():
             for name, value in state["trainable"].items():
@@ -284,7 +314,7 @@ class Trainer:
         tcfg = self.cfg.train
         total = tcfg.iterations
         before = self.evaluate(0, "before") if tcfg.eval_before and self.iteration == 0 else None
-        bar = _progress(range(self.iteration, total), tcfg.progress, total=total, initial=self.iteration)
+        bar = _progress(range(self.iteration, total), tcfg.progress and self.ranks.is_main, total=total, initial=self.iteration)
         for it in bar:
             row = self.step(it)
             if hasattr(bar, "set_postfix"):
@@ -307,14 +337,17 @@ class Trainer:
         k = min(tcfg.tasks_per_iteration, len(self.train_tasks))
         tasks = [self.train_tasks[i] for i in rng.choice(len(self.train_tasks), size=k, replace=False)]
         t0 = time.time()
-        trajs = self.train_source.collect(tasks, self.cfg.collector.group_size, _seed_for(tcfg.seed, it, 0))
+        # each rank collects whole groups: its share of the tasks, all K rollouts of each
+        trajs = self.train_source.collect(self.ranks.shard(tasks), self.cfg.collector.group_size, _seed_for(tcfg.seed, it, 0))
         t_collect = time.time() - t0
         for traj in trajs:
             traj.info["iteration"] = it
-        generated = sum(t.num_generated for t in trajs)
+            traj.group_id = self.ranks.rank + traj.group_id * self.ranks.world  # the task's index in `tasks`
         t1 = time.time()
         metrics = self.update(trajs, it)
         t_update = time.time() - t1
+        trajs = self.ranks.gather(trajs)
+        generated = sum(t.num_generated for t in trajs)
         row = {"iteration": it, "algorithm": self.algo.name,
                "reward_mean": float(np.mean([t.reward for t in trajs])),
                "success_rate": float(np.mean([t.success for t in trajs])),
@@ -342,8 +375,10 @@ def _progress(it: Iterable[int], enabled: bool, **kwargs: Any) -> Any:
     return tqdm(it, desc="train", unit="it", dynamic_ncols=True, **kwargs)
 
 
-def build(cfg: Config, run: Run | None = None, log: Callable[[str], None] = print) -> tuple[Trainer, Any]:
-    """Model, policy, collector and trainer from a config. Returns (trainer, collector); close the collector."""
+def build(cfg: Config, run: Run | None = None, log: Callable[[str], None] = print,
+          ranks: Ranks | None = None) -> tuple[Trainer, Any]:
+    """Model, policy, collector and trainer from a config. Returns (trainer, collector); close the collector.
+    With several ranks, only rank 0 gets `run` and logs."""
     import gymnasium as gym
 
     from idagym.agents.hf_policy import TransformersPolicy
@@ -352,6 +387,10 @@ def build(cfg: Config, run: Run | None = None, log: Callable[[str], None] = prin
     from idagym.demonstrations import FileDemonstrations, SolutionDemonstrations, load_demonstrations
     from idagym.devices import resolve_device
 
+    ranks = ranks or Ranks(resolve_device(cfg.train.device))
+    device = ranks.device(resolve_device(cfg.train.device))
+    if not ranks.is_main:
+        run, log = None, lambda line: None
     torch.set_num_threads(cfg.train.threads)
     random.seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
@@ -359,7 +398,7 @@ def build(cfg: Config, run: Run | None = None, log: Callable[[str], None] = prin
     env_kwargs = dict(cfg.collector.env_kwargs)
     probe = gym.make(cfg.train.env, **env_kwargs)
     try:
-        policy = TransformersPolicy.from_config(cfg.model, cfg.policy, env=probe, device=resolve_device(cfg.train.device))
+        policy = TransformersPolicy.from_config(cfg.model, cfg.policy, env=probe, device=device)
         duplicated = probe.unwrapped.duplicated_task_ids(cfg.train.split)
         train_tasks = [t for t in probe.unwrapped.task_ids(cfg.train.split) if t not in duplicated]
         eval_tasks = probe.unwrapped.task_ids(cfg.train.eval_split) if cfg.train.eval_split else []
@@ -371,9 +410,9 @@ def build(cfg: Config, run: Run | None = None, log: Callable[[str], None] = prin
         train_source = FileDemonstrations(demos)
         train_tasks = train_source.task_ids
     collector = EnvCollector(cfg.train.env, policy, cfg.collector.num_envs, env_kwargs,
-                             progress=cfg.train.progress and cfg.collector.progress)
+                             progress=cfg.train.progress and cfg.collector.progress and ranks.is_main)
     if ALGORITHMS[cfg.algorithm.name].learns_from == "demonstrations" and train_source is None:
         train_source = SolutionDemonstrations(collector, policy, collector.envs[0].unwrapped.solution)
     trainer = Trainer(cfg, policy.model, collector, train_tasks, eval_tasks, pad_token_id=policy.pad_id, run=run, log=log,
-                      train_source=train_source)
+                      train_source=train_source, ranks=ranks)
     return trainer, collector

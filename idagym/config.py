@@ -221,6 +221,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.adam_betas must be two numbers in [0, 1), got {list(cfg.train.adam_betas)}")
     if not 0 <= cfg.algorithm.lam <= 1 or not 0 <= cfg.algorithm.gamma <= 1:
         raise ConfigError("algorithm.gamma and algorithm.lam must lie in [0, 1]")
+    from idagym.algorithms.ranks import world_size
+
+    check_world_size(cfg, world_size())
     try:
         device = resolve_device(cfg.train.device)
     except ValueError as err:
@@ -241,6 +244,14 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"train.env: cannot import {module!r} ({err}); run from the folder that holds it") from None
     if env_id not in gym.registry:
         raise ConfigError(f"train.env={cfg.train.env!r} is not a registered environment (see `idagym envs`)")
+
+
+def check_world_size(cfg: Config, world: int) -> None:
+    """Each of `world` ranks takes whole task groups and an equal share of each minibatch."""
+    for key in ("train.tasks_per_iteration", "train.minibatch_size"):
+        if _get(cfg, key) % world:
+            raise ConfigError(f"{key}={_get(cfg, key)} is not divisible by the {world} processes: "
+                              f"make it a multiple of {world}")
 
 
 def to_yaml(cfg: Config) -> str:

@@ -1,0 +1,42 @@
+"""One LOOP update on fixed trajectories, in one process or as a rank of `accelerate launch`;
+rank 0 saves the updated weights and the step's (clipped) gradients to argv[1]. Each rank trains on
+its own whole groups."""
+
+import sys
+
+import torch
+
+from idagym.agents.models import load_model_and_tokenizer
+from idagym.algorithms.ranks import Ranks
+from idagym.algorithms.trainer import Trainer
+from idagym.buffer import Trajectory, Turn
+from idagym.config import load_config
+
+MASK = [0, 0, 0, 1, 1, 0, 0, 1, 1]  # every trajectory has 4 generated tokens: per-rank means average exactly
+TURNS = [-1, -1, -1, 0, 0, -1, -1, 1, 1]
+REWARDS, GROUPS = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.5, 0.0], [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def main(out: str) -> None:
+    torch.set_num_threads(1)
+    cfg = load_config(None, ["model.name=tiny", "model.lora=false", "train.env=idagym/Lookup-v0", "train.lr=1e-2", "train.epochs=1",
+                             "train.minibatch_size=8", "train.tasks_per_iteration=4", "train.progress=false"])
+    model, _ = load_model_and_tokenizer(cfg.model)
+    ranks = Ranks(torch.device("cpu"))
+    trainer = Trainer(cfg, model, collector=None, train_tasks=["t0"], ranks=ranks)
+    ids = torch.randint(3, 250, (len(REWARDS), len(MASK)), generator=torch.Generator().manual_seed(0))
+    trajs = [Trajectory(task_id=f"t{g}", group_id=g, input_ids=ids[i].tolist(), loss_mask=list(MASK),
+                        logprobs=[0.0] * 3 + [-5.0] * 2 + [0.0] * 2 + [-5.0] * 2, turn_index=list(TURNS),
+                        turns=[Turn("o"), Turn("o")], reward=r, terminated=True)
+             for i, (r, g) in enumerate(zip(REWARDS, GROUPS, strict=True))]
+    mine = [t for t in trajs if t.group_id in ranks.shard(sorted(set(GROUPS)))]
+    metrics = trainer.update(mine)
+    assert metrics["steps"] == 1, metrics
+    if ranks.is_main:
+        trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        torch.save({"weights": {n: p.detach() for n, p in trained}, "grads": {n: p.grad for n, p in trained}}, out)
+    ranks.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
