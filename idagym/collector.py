@@ -172,6 +172,9 @@ class Collector:
         traj = slot.traj
         self.policy.end(traj)
         traj.info.setdefault("turn", len(traj.turns))
+        template = getattr(slot.env.unwrapped, "task_template", lambda _: None)(traj.task_id)
+        if template is not None:
+            traj.info["template"] = template
         slot.traj = None
         bar.update(1)
 

@@ -218,6 +218,11 @@ class DigitalEnv(gym.Env[str, str]):
         evaluations report success per level."""
         return None
 
+    def task_template(self, task_id: str) -> str | None:
+        """The template (family) `task_id` was made from, where the env has such families, else None;
+        trajectories record it and `idagym show` filters by it."""
+        return None
+
     def vocabulary(self) -> list[str] | None:
         """For small synthetic worlds: every word the env and a good agent use (a word-level tokenizer
         is built from it). None for open-ended worlds such as AppWorld."""

@@ -6,7 +6,7 @@ inline) with the learning curves, the behaviour figures per iteration and per ev
 log-prob, group advantages) and a line diff between two rollouts of the same group. `--text`
 prints one trajectory in the terminal instead.
 
-The page reads filters from the URL (`show.html#task=abc&iteration=1&reward=0.5&success=1`,
+The page reads filters from the URL (`show.html#task=abc&template=t&iteration=1&reward=0.5&success=1`,
 `traj=N` opens trajectory N, `compare=M` diffs it with M), so a link can point at a view.
 """
 
@@ -111,7 +111,7 @@ def page_data(root: Path) -> dict[str, Any]:
         per_turn = _token_turns(t)
         lps = [lp for turn in per_turn for _, lp in turn]
         rec: dict[str, Any] = {
-            "i": i, "it": t.info.get("iteration"), "task": t.task_id, "g": t.group_id,
+            "i": i, "it": t.info.get("iteration"), "task": t.task_id, "tpl": t.info.get("template"), "g": t.group_id,
             "r": t.reward, "s": bool(t.success), "term": t.terminated, "trunc": t.truncated, "err": t.error,
             "pc": t.info.get("pass_count"), "nt": t.info.get("num_tests"), "out": t.info.get("last_output"),
             "loo": round(loo[i], 4), "grpo": round(grpo[i], 4), "n": len(lps), "lp": _mean(lps),
@@ -243,6 +243,7 @@ button { font-size: 12px; }
 <div id="filters">
   <label>iteration <select id="f-it"><option value="">all</option></select></label>
   <label>task <input id="f-task" placeholder="task id contains"></label>
+  <label>template <select id="f-tpl"><option value="">all</option></select></label>
   <label>reward &ge; <input id="f-reward" type="number" step="any"></label>
   <label>success <select id="f-success"><option value="">any</option><option value="1">yes</option><option value="0">no</option></select></label>
   <span id="count"></span>
@@ -327,13 +328,13 @@ function behaviourTable(evals) {
 // ---- the list: filter everything, render only the first `limit` matches ------------------------
 function filters() {
   const reward = $("f-reward").value;
-  return {it: $("f-it").value, task: $("f-task").value.trim().toLowerCase(), reward: reward === "" ? null : Number(reward), success: $("f-success").value};
+  return {it: $("f-it").value, tpl: $("f-tpl").value, task: $("f-task").value.trim().toLowerCase(), reward: reward === "" ? null : Number(reward), success: $("f-success").value};
 }
 
 function applyFilters() {
   const f = filters();
   shown = T.filter((t) =>
-    (f.it === "" || String(t.it) === f.it) && (!f.task || t.task.toLowerCase().includes(f.task)) &&
+    (f.it === "" || String(t.it) === f.it) && (f.tpl === "" || t.tpl === f.tpl) && (!f.task || t.task.toLowerCase().includes(f.task)) &&
     (f.reward == null || t.r >= f.reward) && (f.success === "" || t.s === (f.success === "1")));
   limit = PAGE_ROWS;
   $("count").textContent = shown.length + " trajectories" + (shown.length < T.length ? " (of " + T.length + ")" : "");
@@ -440,16 +441,19 @@ function start() {
   document.title = "idagym show: " + D.run;
   const its = [...new Set(T.map((t) => t.it))].filter((x) => x != null).sort((x, y) => x - y);
   $("f-it").insertAdjacentHTML("beforeend", its.map((x) => `<option value="${esc(x)}">${esc(x)}</option>`).join(""));
+  const tpls = [...new Set(T.map((t) => t.tpl))].filter((x) => x != null).sort();
+  $("f-tpl").insertAdjacentHTML("beforeend", tpls.map((x) => `<option value="${esc(x)}">${esc(x)}</option>`).join(""));
   const q = new URLSearchParams(location.search.slice(1) + "&" + location.hash.slice(1));
   if (q.get("iteration") != null) $("f-it").value = q.get("iteration");
   if (q.get("task") != null) $("f-task").value = q.get("task");
+  if (q.get("template") != null) $("f-tpl").value = q.get("template");
   if (q.get("reward") != null) $("f-reward").value = q.get("reward");
   if (q.get("success") != null) $("f-success").value = q.get("success");
   drawCurves();
   applyFilters();
   if (q.get("traj") != null) openTraj(Number(q.get("traj")));
   if (q.get("compare") != null) showCompare(Number(q.get("compare")));
-  ["f-it", "f-task", "f-reward", "f-success"].forEach((id) => $(id).addEventListener("input", applyFilters));
+  ["f-it", "f-tpl", "f-task", "f-reward", "f-success"].forEach((id) => $(id).addEventListener("input", applyFilters));
   $("more").onclick = () => { limit += PAGE_ROWS; renderRows(); };
   $("rows").onclick = (e) => { const tr = e.target.closest("tr"); if (tr) openTraj(Number(tr.dataset.i)); };
   $("detail").onclick = (e) => { const b = e.target.closest("button[data-cmp]"); if (b) showCompare(Number(b.dataset.cmp)); };

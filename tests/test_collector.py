@@ -50,6 +50,18 @@ class FlakyEnv(DigitalEnv):
         return Evaluation(int(self._finished), 1)
 
 
+def test_trajectories_record_the_task_template_where_the_env_has_one():
+    class Templated(FlakyEnv):
+        def task_template(self, task_id: str) -> str | None:
+            return f"family-{task_id}"
+
+    for env_cls, expected in [(Templated, "family-ok"), (FlakyEnv, None)]:
+        collector = Collector(env_cls, ScriptedPolicy(lambda task_id: ["done"]), num_envs=1, progress=False)
+        (traj,) = collector.collect(["ok"])
+        collector.close()
+        assert traj.success and traj.info.get("template") == expected
+
+
 def test_env_errors_never_crash_collection():
     collector = Collector(FlakyEnv, ScriptedPolicy(lambda task_id: ["done"]), num_envs=2, progress=False)
     trajs = collector.collect(["ok", "boom", "fail", "noreset", "ok"], group_size=2)

@@ -33,7 +33,7 @@ def make_run(root: Path, n: int = 6, *, iterations: int = 2, group_size: int = 3
             action = f"print('task {g}')\napis.call('step', {i % group_size})\ncomplete_task()"
             traj = Trajectory(task_id=f"task_{g}", group_id=g, turns=[Turn(observation=f"do task {g}", response=action, action=action)],
                               reward=float(i % group_size == 0), success=i % group_size == 0, terminated=True,
-                              info={"iteration": it, "turn": 1, "pass_count": i % 3, "num_tests": 2})
+                              info={"iteration": it, "turn": 1, "pass_count": i % 3, "num_tests": 2, "template": f"tpl_{g % 2}"})
             traj.extend([1, 2, 3], generated=False)
             traj.extend([72, 105, 33], generated=True, logprobs=[-0.1, -2.0, -7.0])
             f.write(json.dumps(traj.to_json()) + "\n")
@@ -151,6 +151,7 @@ def test_browser_shows_trajectories_filters_and_details(tmp_path):
     narrowed = browse(page, tmp_path, "#task=task_1")
     assert element(narrowed, "count") == "3 trajectories (of 12)" and element(narrowed, "errors") == ""
     assert element(browse(page, tmp_path, "#iteration=1&success=0"), "count").startswith("4 trajectories")
+    assert element(browse(page, tmp_path, "#template=tpl_1"), "count") == "6 trajectories (of 12)"  # groups 1 and 3
     # details with the diff against another rollout of its group: trajectories 0 and 2 are (it 0, group 0)
     detail = browse(page, tmp_path, "#traj=0&compare=2")
     assert element(detail, "errors") == "" and "Trajectory 0: task task_0" in detail and "tests passed 0/2" in detail

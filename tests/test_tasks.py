@@ -21,6 +21,7 @@ from idagym.appworld.tasks import (
     scenario_id,
     suite_root,
     suite_stats,
+    task_templates,
 )
 from idagym.appworld.tasks.build import plan_tasks
 from idagym.appworld.tasks.templates import TEMPLATES
@@ -150,6 +151,13 @@ def test_a_build_of_another_suite_version_is_not_used(tmp_path: Path,
 def test_unknown_split_is_a_clear_error(root: Path) -> None:
     with pytest.raises(ValueError, match="train"):
         load_split("validation", root)
+
+
+def test_each_task_knows_its_template(root: Path) -> None:
+    templates = task_templates(root)
+    assert set(templates.values()) == {t.name for t in TEMPLATES}
+    for task_id in load_split("dev", root):  # a scenario is one template's variations
+        assert templates[task_id] == templates[scenario_id(task_id) + "_1"]
 
 
 def test_scenario_id() -> None:

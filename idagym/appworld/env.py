@@ -171,6 +171,11 @@ class AppWorldEnv(DigitalEnv):
 
         return task_difficulties(self.root).get(task_id)
 
+    def task_template(self, task_id: str) -> str | None:
+        from idagym.appworld.tasks import task_templates
+
+        return task_templates(self.root).get(task_id)
+
     def solution(self, task_id: str) -> list[str]:
         from idagym.appworld.tasks import ground_truth_code
 

@@ -206,6 +206,13 @@ def _task_infos(root: Path) -> dict[str, dict]:
 
 
 @functools.cache
+def task_templates(root: str | Path) -> dict[str, str]:
+    """Every task's template: the suite's template name, or for real AppWorld data its scenario
+    (AppWorld's tasks of one scenario are variations of one task)."""
+    return {t: i.get("template") or scenario_id(t) for t, i in _task_infos(Path(root)).items()}
+
+
+@functools.cache
 def task_difficulties(root: str | Path) -> dict[str, int | None]:
     """Every task's difficulty level (1-3), read once per task root."""
     return {t: i.get("difficulty") for t, i in _task_infos(Path(root)).items()}
