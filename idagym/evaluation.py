@@ -6,6 +6,7 @@ TGC: the share of tasks whose tests all pass. SGC: the share of scenarios all of
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -171,10 +172,28 @@ def model_fingerprint(model: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+@functools.cache
+def code_fingerprint() -> str:
+    """A hash of idagym's own source (environments, prompts, sampling): an evaluation cached before
+    a code change is never reused after it."""
+    import idagym
+    import idagym.agents
+    import idagym.algorithms
+
+    digest = hashlib.blake2b(digest_size=16)
+    for package in (idagym, idagym.agents, idagym.algorithms):
+        folder = Path(package.__file__).parent
+        for path in sorted(folder.rglob("*.py")):
+            digest.update(str(path.relative_to(folder)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 class EvalCache:
     """Evaluations kept by what decides them (the model's weights, the policy and env settings, the
-    task data, the tasks and the seed), so an evaluation that would give the same figure is not run
-    twice, e.g. the untrained model's. In $IDAGYM_CACHE/evals or ~/.cache/idagym/evals."""
+    task data, the tasks, the seed and idagym's code), so an evaluation that would give the same
+    figure is not run twice, e.g. the untrained model's. In $IDAGYM_CACHE/evals or
+    ~/.cache/idagym/evals."""
 
     def __init__(self, folder: str | os.PathLike | None = None):
         root = os.environ.get("IDAGYM_CACHE")
@@ -182,6 +201,7 @@ class EvalCache:
 
     @staticmethod
     def key(**parts: Any) -> str:
+        parts = {**parts, "code": code_fingerprint()}
         return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def get(self, key: str) -> dict[str, Any] | None:

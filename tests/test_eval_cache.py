@@ -3,6 +3,7 @@ same settings is reused from the cache instead of run again; other weights or se
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -68,3 +69,25 @@ def test_fingerprint_follows_the_weights_and_a_torn_entry_is_a_miss(tmp_path):
     assert cache.get(key) == {"tgc": 0.5} and cache.key(model="m", seed=2) != key
     (tmp_path / f"{key}.json").write_text('{"tgc": 0.')  # torn by a crash
     assert cache.get(key) is None
+
+
+
+def test_a_code_change_misses_the_cache(tmp_path, monkeypatch):
+    import idagym
+    from idagym import evaluation
+
+    key = EvalCache.key(model="m", seed=1)
+    original = evaluation.code_fingerprint()
+    # the same package in another folder hashes the same; with one line of env.py changed it does not
+    copy = tmp_path / "idagym"
+    shutil.copytree(Path(idagym.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(idagym, "__file__", str(copy / "__init__.py"))
+    evaluation.code_fingerprint.cache_clear()
+    assert evaluation.code_fingerprint() == original
+    env_py = copy / "appworld" / "env.py"
+    env_py.write_text(env_py.read_text() + "\n# changed\n")
+    evaluation.code_fingerprint.cache_clear()
+    assert evaluation.code_fingerprint() != original and EvalCache.key(model="m", seed=1) != key
+    monkeypatch.undo()
+    evaluation.code_fingerprint.cache_clear()
+    assert EvalCache.key(model="m", seed=1) == key
