@@ -1,42 +1,38 @@
-"""A Hugging Face transformers policy with its own sampling loop (token-in/token-out).
+"""The LLM policy (token-in/token-out) over a generation backend.
 
 Per trajectory it records the ids of the whole multi-turn context exactly as the model saw them,
 a loss mask built while generating (1 only on sampled tokens) and the behaviour log-probs of the
 sampled tokens under `agents.scoring` semantics. The env's reply is tokenised once and appended
 between chat-template pieces; the history is never re-tokenised.
 
-With `kv_cache=True` each episode keeps its key/values between turns, so a turn encodes only
-the tokens added since the last one. For a batch, the caches are left-padded to one length
-(attention-mask zeros, explicit position ids); afterwards each row keeps only its real columns.
-Every trajectory has its own torch.Generator, seeded from (seed, task, group, sample index), so
-samples do not depend on which other episodes share the batch, nor on `kv_cache`.
+The backend (`agents.backends`) only continues token-id contexts: by default a Hugging Face model
+in this process, which with `kv_cache=True` keeps each episode's key/values between turns. Every
+trajectory has its own torch.Generator, seeded from (seed, task, group, sample index), so samples
+do not depend on which other episodes share the batch, nor on `kv_cache`.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from idagym.agents.backends import Backend, Request, Sampling, TransformersBackend
 from idagym.agents.base import Policy
 from idagym.agents.config import ModelConfig, PolicyConfig
 from idagym.agents.prompts import extract_action, system_prompt
-from idagym.agents.scoring import next_token_logp, token_logprobs
+from idagym.agents.scoring import token_logprobs
 from idagym.buffer import Trajectory, Turn
-
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each [1, heads, length, dim]
 
 
 @dataclass
 class _Episode:
     generator: torch.Generator
     observation: str  # shown in the next turn
-    pending: list[int] = field(default_factory=list)  # ids in the trajectory not yet in `cache`
-    cache: KV | None = None
     ended_with_eot: bool = True
 
 
@@ -47,7 +43,8 @@ def _seed(*parts: Any) -> int:
 
 
 class TransformersPolicy(Policy):
-    """Samples responses for many episodes at once from a causal LM (optionally LoRA-wrapped).
+    """Samples responses for many episodes at once from a causal LM (optionally LoRA-wrapped),
+    through `backend` (default: the model itself, in this process).
 
     `stats` counts tokens encoded (forwarded through the model), generated, and forward calls.
     """
@@ -59,6 +56,7 @@ class TransformersPolicy(Policy):
         cfg: PolicyConfig | None = None,
         *,
         apis: str = "",
+        backend: Backend | None = None,
     ):
         self.model, self.tokenizer = model, tokenizer
         self.cfg = cfg or PolicyConfig()
@@ -75,7 +73,12 @@ class TransformersPolicy(Policy):
         self.seed = self.cfg.seed
         self._episodes: dict[int, _Episode] = {}
         self._starts: Counter[tuple[str, int]] = Counter()
-        self.stats = {"tokens_encoded": 0, "tokens_generated": 0, "forward_calls": 0}
+        self.backend = backend or TransformersBackend(model, self.pad_id, kv_cache=self.cfg.kv_cache)
+        self.sampling = Sampling(self.cfg.temperature, self.cfg.top_p, self.eot_id)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return self.backend.stats
 
     @classmethod
     def from_config(
@@ -107,11 +110,11 @@ class TransformersPolicy(Policy):
         self._starts[(task_id, group_id)] += 1
         gen = torch.Generator().manual_seed(_seed(self.seed, task_id, group_id, k))
         self._episodes[id(traj)] = _Episode(generator=gen, observation=observation)
+        self.backend.release(id(traj))  # an ended episode's id may be reused
         if len(ids) >= self.cfg.max_context_tokens:
             traj.truncated = True
             return traj
         traj.extend(ids, generated=False)
-        self._episodes[id(traj)].pending = list(ids)
         return traj
 
     def act(self, trajectories: list[Trajectory]) -> list[str]:
@@ -127,9 +130,9 @@ class TransformersPolicy(Policy):
         if not rows:
             return actions
         batch = [trajectories[i] for i in rows]
-        with torch.no_grad():
-            generated, logprobs = self._generate(batch, budgets)
-        for i, traj, ids, lps in zip(rows, batch, generated, logprobs, strict=True):
+        requests = [Request(id(t), t.input_ids, budget, self._episodes[id(t)].generator)
+                    for t, budget in zip(batch, budgets, strict=True)]
+        for i, traj, (ids, lps) in zip(rows, batch, self.backend.generate(requests, self.sampling), strict=True):
             ep = self._episodes[id(traj)]
             response = self.tokenizer.decode(ids, skip_special_tokens=True)
             actions[i] = extract_action(response, self.cfg.action_format)
@@ -154,7 +157,6 @@ class TransformersPolicy(Policy):
             return ""
         trajectory.turns.append(Turn(observation=ep.observation, response=response, action=action))
         trajectory.extend(ids, generated=True, logprobs=[0.0] * len(ids))
-        ep.pending += ids
         ep.ended_with_eot = ends_turn
         return extract_action(response, self.cfg.action_format)
 
@@ -169,10 +171,10 @@ class TransformersPolicy(Policy):
             trajectory.truncated = True  # no room left to answer
             return
         trajectory.extend(ids, generated=False)
-        ep.pending += ids
 
     def end(self, trajectory: Trajectory) -> None:
         self._episodes.pop(id(trajectory), None)
+        self.backend.release(id(trajectory))
 
     # ---- internals ----------------------------------------------------------------------------
     def _encode(self, text: str) -> list[int]:
@@ -191,106 +193,6 @@ class TransformersPolicy(Policy):
         tail = text[text.index(mark_a) + len(mark_a) :]
         before, after = tail.split(mark_b)
         return before, after
-
-    def _generate(self, trajs: list[Trajectory], budgets: list[int]) -> tuple[list[list[int]], list[list[float]]]:
-        """Sample one response per trajectory; batched, with per-row generators and stop rules."""
-        eps = [self._episodes[id(t)] for t in trajs]
-        reuse = self.cfg.kv_cache
-        new = [ep.pending if reuse else t.input_ids for ep, t in zip(eps, trajs, strict=True)]
-        past = [ep.cache if reuse else None for ep in eps]
-        past_len = [0 if p is None else p[0][0].shape[2] for p in past]
-        b, p_max, n_max = len(trajs), max(past_len), max(map(len, new))
-        dev = self.device
-
-        # layout of row i: [pad | its cache (c_i) | pad | its new tokens (n_i)], pads masked out;
-        # built on the host (row by row), then moved to the model's device once
-        host = torch.device("cpu")
-        input_ids = torch.full((b, n_max), self.pad_id, dtype=torch.long, device=host)
-        attn = torch.zeros((b, p_max + n_max), dtype=torch.long, device=host)
-        pos = torch.zeros((b, n_max), dtype=torch.long, device=host)
-        for i, (ids, c) in enumerate(zip(new, past_len, strict=True)):
-            n = len(ids)
-            input_ids[i, n_max - n :] = torch.tensor(ids, device=host)
-            attn[i, p_max - c : p_max] = 1
-            attn[i, p_max + n_max - n :] = 1
-            pos[i, n_max - n :] = torch.arange(c, c + n, device=host)
-        cache = DynamicCache(self._pad_caches(past, past_len, p_max)) if p_max else None
-        attn, next_pos = attn.to(dev), torch.tensor([c + len(x) for c, x in zip(past_len, new, strict=True)], device=dev)
-        out = self.model(
-            input_ids=input_ids.to(dev), attention_mask=attn, position_ids=pos.to(dev), cache=cache, use_cache=True, logits_to_keep=1
-        )
-        self.stats["tokens_encoded"] += sum(map(len, new))
-        self.stats["forward_calls"] += 1
-
-        generated: list[list[int]] = [[] for _ in range(b)]
-        logprobs: list[list[float]] = [[] for _ in range(b)]
-        active = [True] * b
-        while True:
-            tokens, lps = self._sample(out.logits[:, -1], [ep.generator for ep in eps], active)
-            for i, (token, lp) in enumerate(zip(tokens.tolist(), lps.tolist(), strict=True)):  # plain ints: fast
-                if active[i]:
-                    generated[i].append(token)
-                    logprobs[i].append(lp)
-                    active[i] = token != self.eot_id and len(generated[i]) < budgets[i]
-            if not any(active):
-                break
-            # feed the new tokens; rows that just finished feed theirs masked out (it stays pending)
-            fed = torch.tensor(active, dtype=torch.long, device=dev)
-            attn = torch.cat([attn, fed[:, None]], dim=1)
-            out = self.model(
-                input_ids=tokens[:, None].to(dev), attention_mask=attn, position_ids=next_pos[:, None], cache=out.cache, use_cache=True
-            )
-            next_pos = next_pos + 1
-            self.stats["tokens_encoded"] += int(sum(active))
-            self.stats["forward_calls"] += 1
-        self.stats["tokens_generated"] += sum(map(len, generated))
-
-        for i, ep in enumerate(eps):
-            if reuse:  # keep this row's real columns: everything but the last sampled token
-                keep = attn[i].bool()
-                ep.cache = [(layer.keys[i : i + 1, :, keep], layer.values[i : i + 1, :, keep]) for layer in out.cache.layers]
-                ep.pending = [generated[i][-1]]
-            else:
-                ep.cache, ep.pending = None, []
-        return generated, logprobs
-
-    def _pad_caches(self, past: list[KV | None], past_len: list[int], p_max: int) -> KV:
-        """One batch cache: each row's keys/values right-aligned at p_max, zeros (masked) before."""
-        ref = next(p for p in past if p is not None)
-        layers = []
-        for layer, (k0, v0) in enumerate(ref):
-            keys = k0.new_zeros((len(past), k0.shape[1], p_max, k0.shape[3]))
-            values = v0.new_zeros((len(past), v0.shape[1], p_max, v0.shape[3]))
-            for i, (p, c) in enumerate(zip(past, past_len, strict=True)):
-                if p is not None and c:
-                    keys[i, :, p_max - c :] = p[layer][0][0]
-                    values[i, :, p_max - c :] = p[layer][1][0]
-            layers.append((keys, values))
-        return layers
-
-    def _sample(
-        self, logits: torch.Tensor, generators: list[torch.Generator], active: list[bool]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Next token per row and its log-prob under `token_logprobs` semantics (temperature-scaled
-        softmax, before top-p). Only active rows draw from their generator. Temperature 0: greedy,
-        log-probs at temperature 1."""
-        temperature = self.cfg.temperature or 1.0
-        logp = next_token_logp(logits, temperature)
-        if self.cfg.temperature == 0:
-            tokens = logp.argmax(-1)
-        else:
-            probs = logp.exp()
-            if self.cfg.top_p < 1:
-                sorted_p, order = probs.sort(dim=-1, descending=True)
-                drop = sorted_p.cumsum(-1) - sorted_p > self.cfg.top_p
-                probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
-            cdf = probs.cumsum(-1)
-            # the per-trajectory generators live on the host: a draw does not depend on the device
-            u = [torch.rand((), generator=g, device="cpu").item() if on else 1.0 for g, on in zip(generators, active, strict=True)]
-            u = torch.tensor(u, device=cdf.device)
-            tokens = (cdf < (u * cdf[:, -1])[:, None]).sum(-1).clamp(max=logits.shape[-1] - 1)
-        picked = logp.gather(-1, tokens[:, None]).squeeze(-1)
-        return tokens.cpu(), picked.cpu()
 
 
 def score_batch(

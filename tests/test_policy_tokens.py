@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from itertools import pairwise
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 torch.set_num_threads(1)
 
+from idagym.agents.backends import TransformersBackend  # noqa: E402
 from idagym.agents.config import ModelConfig, PolicyConfig  # noqa: E402
 from idagym.agents.hf_policy import TransformersPolicy, score_batch  # noqa: E402
 from idagym.agents.models import load_model_and_tokenizer  # noqa: E402
@@ -110,6 +112,40 @@ def test_kv_cache_reuse_gives_identical_trajectories(tiny):
         assert max(abs(p - q) for p, q in zip(x.logprobs, y.logprobs, strict=True)) < 1e-4
     assert with_cache.stats["tokens_generated"] == without.stats["tokens_generated"]
     assert with_cache.stats["tokens_encoded"] < 0.6 * without.stats["tokens_encoded"]
+
+
+class StatelessBackend(TransformersBackend):
+    """A backend as a server would be: it keeps nothing between calls and sees only token ids."""
+
+    def __init__(self, model, pad_id):
+        super().__init__(model, pad_id, kv_cache=False)
+        self.contexts: dict[int, list[list[int]]] = {}
+        self.live: set[int] = set()
+
+    def generate(self, requests, sampling):
+        for r in requests:
+            self.contexts.setdefault(r.key, []).append(list(r.context))
+            self.live.add(r.key)
+        return super().generate(requests, sampling)
+
+    def release(self, key):
+        self.live.discard(key)
+
+
+def test_a_backend_continues_the_trajectory_context_and_the_policy_keeps_the_books(tiny):
+    _, expected = collect(tiny)
+    model, tok = tiny
+    policy = TransformersPolicy(model, tok, PolicyConfig(max_new_tokens=12, system_prompt=SYSTEM, action_format="raw"),
+                                backend=StatelessBackend(model, tok.pad_token_id))
+    collector = Collector(EchoEnv, policy, num_envs=6, progress=False)
+    trajs = collector.collect(collector.task_ids("train"), group_size=2, seed=0)
+    collector.close()
+    assert [t.input_ids for t in trajs] == [t.input_ids for t in expected]  # same samples, same bookkeeping
+    assert [t.loss_mask for t in trajs] == [t.loss_mask for t in expected]
+    backend = policy.backend
+    assert policy.stats is backend.stats and backend.live == set()  # every episode released at its end
+    for calls in backend.contexts.values():  # each turn's request is the whole context so far
+        assert len(calls) == 3 and all(later[: len(earlier)] == earlier for earlier, later in pairwise(calls))
 
 
 def test_samples_do_not_depend_on_batch_composition(tiny):
