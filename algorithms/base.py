@@ -38,6 +38,7 @@ class Algorithm(ABC):
     needs_critic: ClassVar[bool] = False  # trainer builds a ValueHead and fills batch.old_values
     epochs_default: ClassVar[int] = 1  # passes over each iteration's data unless the config says otherwise
     learns_from: ClassVar[str] = "rollouts"  # or "demonstrations": trained on the env's solutions (or a file)
+    loss_mean_over: ClassVar[str] = "tokens"  # or "trajectories": what `loss` averages over
 
     def __init__(self, cfg: AlgorithmConfig):
         self.cfg = cfg
@@ -56,6 +57,11 @@ class Algorithm(ABC):
     @abstractmethod
     def loss(self, out: ModelOutputs, mb: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         """Scalar loss to minimise on one minibatch, and metrics to log."""
+
+    def loss_weight(self, mb: Batch) -> float:
+        """How many things `loss` averages over in `mb`. With several ranks the trainer weights each
+        rank's loss by its share of the whole minibatch's, so ranks give the one-process gradient."""
+        return float(mb.loss_mask.sum()) if self.loss_mean_over == "tokens" else float(len(mb))
 
     # shared by the clipped-surrogate algorithms
     def ratio(self, out: ModelOutputs, mb: Batch) -> torch.Tensor:

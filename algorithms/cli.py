@@ -48,6 +48,8 @@ def train_main(args: argparse.Namespace) -> int:
     from idagym.run import Run
 
     try:
+        if args.num_processes < 1:
+            raise ConfigError(f"--num-processes must be at least 1, got {args.num_processes}")
         path, overrides = _split_items(args.items)
         if (args.resume and Path(args.resume, JOB_FILE).exists()) or (not args.resume and path is None):
             run_dir = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] in ("run_dir", "train.run_dir")), None)
@@ -73,6 +75,8 @@ def train_main(args: argparse.Namespace) -> int:
                 raise ConfigError("with several ranks give train.run_dir (idagym train --num-processes N sets it)")
             else:  # launched as one of several ranks: the launcher fixed the folder
                 run = Run(cfg.train.run_dir)
+                if run.checkpoint_path.exists() or run.metrics_path.exists():
+                    raise FileExistsError(f"{run.root} already holds a run: continue it with --resume {run.root}")
         if args.num_processes > 1 and world_size() == 1:
             return launch_ranks(args.num_processes, cfg, run, path, overrides, resume=bool(args.resume))
         result = run_training(cfg, run, resume=bool(args.resume))
@@ -80,7 +84,8 @@ def train_main(args: argparse.Namespace) -> int:
         print(f"idagym train: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted: continue with  idagym train --resume {run.root}", file=sys.stderr)
+        ranks = f"--num-processes {args.num_processes} " if args.num_processes > 1 else ""
+        print(f"\ninterrupted: continue with  idagym train {ranks}--resume {run.root}", file=sys.stderr)
         return 130
     if result is None:
         return 0  # not rank 0: rank 0 reports
@@ -96,17 +101,25 @@ def train_main(args: argparse.Namespace) -> int:
 
 def launch_ranks(n: int, cfg: Any, run: Any, path: str | None, overrides: list[str], resume: bool) -> int:
     """Start `n` ranks of this training with accelerate launch and wait; a failed rank is one line."""
+    import socket
     import subprocess
 
-    from idagym.config import check_world_size
+    from idagym.config import ConfigError, check_world_size
 
     check_world_size(cfg, n)
+    state = run.load_checkpoint() if resume else None
+    if state is not None and int(state.get("world_size", 1)) != n:
+        raise ConfigError(f"this run was trained with {state.get('world_size', 1)} process(es): resume it with "
+                          f"--num-processes {state.get('world_size', 1)}, not {n}")
     if not resume:
         overrides = [o for o in overrides if o.split("=", 1)[0] not in ("run_dir", "train.run_dir")]
         overrides.append(f"train.run_dir={run.root}")
     items = ([path] if path and not resume else []) + overrides + (["--resume", str(run.root)] if resume else [])
+    with socket.socket() as s:  # a free port, so that two runs on one machine do not collide
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
-               "--num_processes", str(n), "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--num_processes", str(n), "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
                "-m", "idagym.cli", "train", *items]
     code = subprocess.run(command).returncode
     if code != 0:

@@ -27,6 +27,8 @@ class GRPO(Algorithm):
         batch.advantages = F.broadcast_to_tokens(adv, batch.loss_mask)
         return batch
 
+    loss_mean_over = "trajectories"  # per-sequence mean, then the batch mean
+
     def loss(self, out: ModelOutputs, mb: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         ratio = self.ratio(out, mb)
         per_token = F.clipped_surrogate(ratio, mb.advantages, self.clip_low, self.clip_high)

@@ -10,18 +10,28 @@ one rank stepping alone would wait forever in the all-reduce.
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
 
-COLLECTIVE_TIMEOUT_S = int(os.environ.get("IDAGYM_COLLECTIVE_TIMEOUT_S", "600"))
+# how long a rank waits for the others at a collective: longer than the slowest collection or evaluation
+COLLECTIVE_TIMEOUT_S = int(os.environ.get("IDAGYM_COLLECTIVE_TIMEOUT_S", "3600"))
 
 
 def world_size() -> int:
     """Processes of this run (WORLD_SIZE, set by the launcher; 1 when launched plainly)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def end_rank_process(code: int) -> NoReturn:
+    """A rank's last step: exit without interpreter teardown, which can deadlock (destroying the
+    gloo process group joins its worker thread while holding the GIL that thread is waiting for)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class Ranks:
@@ -66,12 +76,13 @@ class Ranks:
         return broadcast_object_list([obj])[0]
 
     def reduce(self, value: float, op: str = "mean") -> float:
-        """`value` combined over ranks: 'mean', 'max' or 'sum'."""
+        """`value` combined over ranks: 'mean', 'nanmean' (ranks without a value give nan), 'max' or 'sum'."""
         if self.accelerator is None:
             return value
         t = torch.tensor([float(value)], dtype=torch.float64, device=self.accelerator.device)
         all_values = self.accelerator.gather(t)
-        return float({"mean": all_values.mean, "max": all_values.max, "sum": all_values.sum}[op]())
+        return float({"mean": all_values.mean, "nanmean": all_values.nanmean, "max": all_values.max,
+                      "sum": all_values.sum}[op]())
 
     def close(self) -> None:
         """Wait for every rank, then leave the process group (exiting with it still up can abort the

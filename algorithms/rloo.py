@@ -16,6 +16,7 @@ from idagym.algorithms.base import Algorithm, ModelOutputs, register_algorithm
 @register_algorithm("rloo")
 class RLOO(Algorithm):
     epochs_default = 1
+    loss_mean_over = "trajectories"
 
     def compute_advantages(self, batch: Batch) -> Batch:
         adv = F.loo_advantage(batch.reward, batch.group_id)

@@ -80,6 +80,9 @@ class Trainer:
         # the model decides the device; the buffer and the advantages stay on the host
         self.device = next(model.parameters()).device
         self.ranks = ranks or Ranks(self.device)
+        if min(cfg.train.tasks_per_iteration, len(self.train_tasks)) % self.ranks.world:
+            raise ValueError(f"{len(self.train_tasks)} training tasks cannot be shared by {self.ranks.world} processes in "
+                             f"whole groups: make train.tasks_per_iteration at most that, and a multiple of {self.ranks.world}")
         self.epochs = cfg.train.epochs or self.algo.epochs_default
         self.temperature = cfg.policy.temperature or 1.0
         self.critic: ValueHead | None = None
@@ -158,15 +161,17 @@ class Trainer:
         """Advantages, then epochs x minibatches of loss / clip / step. Returns averaged metrics.
 
         With several ranks each updates on its own trajectories, minibatches of minibatch_size / world
-        trajectories; the number of minibatches, skipping and the KL stop are agreed on by all ranks.
+        trajectories; the number of minibatches, skipping and the KL stop are agreed on by all ranks,
+        and each rank's loss is weighted by its share of what the loss averages over (tokens or
+        trajectories), so the averaged gradient is that of the ranks' minibatches taken together.
         """
         prepared = self._prepare(RolloutBuffer(trajectories).to_batch(self.pad_token_id)) if trajectories else None
         batch = self.algo.compute_advantages(prepared) if prepared is not None else Batch()
         stats: dict[str, list[float]] = defaultdict(list)
         counts = {"steps": 0, "skipped_steps": 0, "trained_trajectories": int(self.ranks.reduce(len(batch), "sum"))}
-        if "returns" in batch.keys():
-            counts["explained_variance"] = self.ranks.reduce(
-                float(F.explained_variance(batch.old_values, batch.returns, batch.loss_mask)))
+        if self.critic is not None:  # every rank reduces, whether or not it has trajectories
+            ev = float(F.explained_variance(batch.old_values, batch.returns, batch.loss_mask)) if len(batch) else math.nan
+            counts["explained_variance"] = self.ranks.reduce(ev, "nanmean")
         gen = torch.Generator().manual_seed(_seed_for(self.cfg.train.seed, iteration, 1))
         size = max(1, self.cfg.train.minibatch_size // self.ranks.world)
         stop = False
@@ -180,6 +185,9 @@ class Trainer:
                     counts["skipped_steps"] += 1
                     continue
                 self.optimizer.zero_grad(set_to_none=True)
+                # DDP averages the ranks' gradients: weight each rank's mean loss by its share
+                weight = self.algo.loss_weight(mb) if mb is not None else 0.0
+                share = self.ranks.world * weight / self.ranks.reduce(weight, "sum") if self.ranks.world > 1 else 1.0
                 if learns:
                     mb = self._on_device(mb)
                     out = self.forward(mb, self.loss_model, self.loss_critic)
@@ -188,9 +196,9 @@ class Trainer:
                     if self.cfg.train.entropy_coef > 0:
                         loss = loss - self.cfg.train.entropy_coef * entropy
                 else:  # another rank learns: join its all-reduce with zero gradients
-                    out = self.forward(self._on_device(prepared[:1]), self.loss_model, self.loss_critic)
+                    out = self.forward(self._on_device(self._idle_batch()), self.loss_model, self.loss_critic)
                     loss = out.logprobs.sum() * 0.0 + (out.values.sum() * 0.0 if out.values is not None else 0.0)
-                loss.backward()
+                (loss * share).backward()
                 clip = self.cfg.train.grad_clip or math.inf
                 grad_norm = nn.utils.clip_grad_norm_(self._all_params(), clip)
                 self.optimizer.step()
@@ -212,6 +220,11 @@ class Trainer:
             for key, values in rank_stats.items():
                 merged[key].extend(values)
         return {**{k: float(np.mean(v)) for k, v in merged.items()}, **counts}
+
+    def _idle_batch(self) -> Batch:
+        """Two pad tokens, the second one 'generated': a forward pass that touches every parameter."""
+        ids = torch.full((1, 2), self.pad_token_id, dtype=torch.long, device="cpu")
+        return Batch(input_ids=ids, attention_mask=torch.ones_like(ids), loss_mask=torch.tensor([[0.0, 1.0]], device="cpu"))
 
     def _on_device(self, mb: Batch) -> Batch:
         """The minibatch's tensors on the model's device (the same tensors when already there)."""
@@ -235,7 +248,7 @@ class Trainer:
         cache, key = None, None
         if tcfg.eval_cache:
             cache = EvalCache()
-            key = cache.key(model=model_fingerprint(self.model), policy=dataclasses.asdict(self.cfg.policy),
+            key = cache.key(model=model_fingerprint(self.model), policy=dataclasses.asdict(self.cfg.policy), world=self.ranks.world,
                             env=tcfg.env, env_kwargs=dict(self.cfg.collector.env_kwargs), data=self.data_id,
                             split=tcfg.eval_split, tasks=tasks, episodes=tcfg.eval_episodes_per_task, seed=seed,
                             num_envs=self.cfg.collector.num_envs)

@@ -42,4 +42,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from idagym.algorithms.ranks import end_rank_process, world_size
+
+    if world_size() == 1:
+        sys.exit(main())
+    try:  # one of several ranks
+        code = main()
+    except BaseException:  # noqa: BLE001 - reported like the interpreter would, then the rank ends
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    end_rank_process(code)

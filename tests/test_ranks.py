@@ -20,10 +20,12 @@ IDAGYM = [sys.executable, "-m", "idagym.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "IDAGYM_COLLECTIVE_TIMEOUT_S": "60"}
 
 
-def test_two_ranks_with_half_the_batch_each_make_the_update_of_one_rank_with_all_of_it(tmp_path):
+@pytest.mark.parametrize("mode", ["mixed", "idle"])
+def test_two_ranks_with_half_the_batch_each_make_the_update_of_one_rank_with_all_of_it(tmp_path, mode):
+    # mixed: the ranks' trajectories generate different numbers of tokens; idle: one rank has nothing to learn
     script = str(ROOT / "tests" / "scripts" / "one_update.py")
-    subprocess.run([sys.executable, script, str(tmp_path / "one.pt")], check=True, env=ENV, timeout=300)
-    subprocess.run([*LAUNCH, "--num_processes", "2", script, str(tmp_path / "two.pt")], check=True, env=ENV, timeout=300)
+    subprocess.run([sys.executable, script, str(tmp_path / "one.pt"), mode], check=True, env=ENV, timeout=300)
+    subprocess.run([*LAUNCH, "--num_processes", "2", script, str(tmp_path / "two.pt"), mode], check=True, env=ENV, timeout=300)
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     assert one["grads"].keys() == two["grads"].keys()
     assert sum(bool(g.abs().sum() > 0) for g in one["grads"].values()) > len(one["grads"]) // 2  # a real step
@@ -96,3 +98,23 @@ def test_the_ddp_example_config_launches_two_ranks(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 ranks" in proc.stdout
     assert [r["trajectories"] for r in metrics(run)] == [64, 64]
+
+
+def test_a_run_folder_is_never_overwritten_and_resumes_only_with_its_number_of_processes(tmp_path):
+    run = tmp_path / "run"
+    one = ["examples/configs/lookup_loop.yaml", f"run_dir={run}", "iterations=1", "eval_every=0", "eval_before=false"]
+    subprocess.run([*IDAGYM, "train", *one], cwd=ROOT, check=True, env=ENV, capture_output=True, timeout=300)
+    assert len(metrics(run)) == 1
+    ranks = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--config_file", "examples/accelerate/ddp.yaml",
+                            "--num_processes", "2", "-m", "idagym.cli", "train", "examples/configs/lookup_loop.yaml",
+                            f"train.run_dir={run}", "train.device=cpu"], cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=300)
+    assert ranks.returncode != 0 and f"{run} already holds a run: continue it with --resume {run}" in ranks.stderr
+    assert len(metrics(run)) == 1 and (run / "checkpoint.pt").exists()  # nothing rewound
+    resumed = subprocess.run([*IDAGYM, "train", "--num-processes", "2", "--resume", str(run)], cwd=ROOT,
+                             capture_output=True, text=True, env=ENV, timeout=300)
+    assert resumed.returncode == 2
+    assert resumed.stderr.strip() == ("idagym train: error: this run was trained with 1 process(es): resume it with "
+                                      "--num-processes 1, not 2")
+    zero = subprocess.run([*IDAGYM, "train", "--num-processes", "0", *one], cwd=ROOT, capture_output=True, text=True,
+                          env=ENV, timeout=120)
+    assert zero.returncode == 2 and zero.stderr.strip() == "idagym train: error: --num-processes must be at least 1, got 0"

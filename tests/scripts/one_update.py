@@ -1,34 +1,39 @@
 """One LOOP update on fixed trajectories, in one process or as a rank of `accelerate launch`;
 rank 0 saves the updated weights and the step's (clipped) gradients to argv[1]. Each rank trains on
-its own whole groups."""
+its own whole groups (rank r: groups r, r + 2). argv[2]: 'mixed' (the ranks' trajectories generate
+different numbers of tokens) or 'idle' (rank 1's groups are all ties: it has nothing to learn)."""
 
 import sys
 
 import torch
 
 from idagym.agents.models import load_model_and_tokenizer
-from idagym.algorithms.ranks import Ranks
+from idagym.algorithms.ranks import Ranks, end_rank_process
 from idagym.algorithms.trainer import Trainer
 from idagym.buffer import Trajectory, Turn
 from idagym.config import load_config
 
-MASK = [0, 0, 0, 1, 1, 0, 0, 1, 1]  # every trajectory has 4 generated tokens: per-rank means average exactly
-TURNS = [-1, -1, -1, 0, 0, -1, -1, 1, 1]
-REWARDS, GROUPS = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.5, 0.0], [0, 0, 1, 1, 2, 2, 3, 3]
+# two generated tokens in turn 0, and two or four in turn 1
+SHORT = ([0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0], [-1, -1, -1, 0, 0, -1, -1, 1, 1, -1, -1])
+LONG = ([0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1], [-1, -1, -1, 0, 0, -1, -1, 1, 1, 1, 1])
+GROUPS = [0, 0, 1, 1, 2, 2, 3, 3]
+REWARDS = {"mixed": [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.5, 0.0], "idle": [1.0, 0.0, 1.0, 1.0, 0.0, 0.5, 0.0, 0.0]}
 
 
-def main(out: str) -> None:
+def main(out: str, mode: str) -> None:
     torch.set_num_threads(1)
     cfg = load_config(None, ["model.name=tiny", "model.lora=false", "train.env=idagym/Lookup-v0", "train.lr=1e-2", "train.epochs=1",
                              "train.minibatch_size=8", "train.tasks_per_iteration=4", "train.progress=false"])
     model, _ = load_model_and_tokenizer(cfg.model)
     ranks = Ranks(torch.device("cpu"))
-    trainer = Trainer(cfg, model, collector=None, train_tasks=["t0"], ranks=ranks)
-    ids = torch.randint(3, 250, (len(REWARDS), len(MASK)), generator=torch.Generator().manual_seed(0))
-    trajs = [Trajectory(task_id=f"t{g}", group_id=g, input_ids=ids[i].tolist(), loss_mask=list(MASK),
-                        logprobs=[0.0] * 3 + [-5.0] * 2 + [0.0] * 2 + [-5.0] * 2, turn_index=list(TURNS),
-                        turns=[Turn("o"), Turn("o")], reward=r, terminated=True)
-             for i, (r, g) in enumerate(zip(REWARDS, GROUPS, strict=True))]
+    trainer = Trainer(cfg, model, collector=None, train_tasks=[f"t{g}" for g in sorted(set(GROUPS))], ranks=ranks)
+    ids = torch.randint(3, 250, (len(GROUPS), len(SHORT[0])), generator=torch.Generator().manual_seed(0))
+    trajs = []
+    for i, (r, g) in enumerate(zip(REWARDS[mode], GROUPS, strict=True)):
+        mask, turns = LONG if g % 2 and mode == "mixed" else SHORT
+        trajs.append(Trajectory(task_id=f"t{g}", group_id=g, input_ids=ids[i].tolist(), loss_mask=list(mask),
+                                logprobs=[-5.0 * m for m in mask], turn_index=list(turns),
+                                turns=[Turn("o"), Turn("o")], reward=r, terminated=True))
     mine = [t for t in trajs if t.group_id in ranks.shard(sorted(set(GROUPS)))]
     metrics = trainer.update(mine)
     assert metrics["steps"] == 1, metrics
@@ -39,4 +44,5 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])
+    end_rank_process(0)
