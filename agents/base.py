@@ -28,3 +28,6 @@ class Policy(ABC):
 
     def end(self, trajectory: Trajectory) -> None:  # noqa: B027 - optional hook
         """Release per-episode state (e.g. a KV cache) once the episode is over."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop what the policy started (e.g. a generation server)."""

@@ -62,6 +62,10 @@ class PolicyConfig:
     """Override the system prompt; None: the default for the action format; '': no system message."""
     seed: int = 0
     """Base seed of the per-trajectory random generators."""
+    backend: str = "hf"
+    """What samples: 'hf' (the model in this process) or 'vllm' (a vLLM server; LoRA only)."""
+    vllm_url: str | None = None
+    """With backend=vllm: a running server of the same base model; None starts one for the run."""
 
 
 @dataclass

@@ -92,7 +92,19 @@ class TransformersPolicy(Policy):
         vocabulary = base.vocabulary() if base is not None else None
         model, tokenizer = load_model_and_tokenizer(model_cfg, vocabulary=vocabulary, device=device)
         apis = base.describe_apis() if base is not None and policy_cfg.action_format == "code_block" else ""
-        return cls(model, tokenizer, policy_cfg, apis=apis)
+        backend = None
+        if policy_cfg.backend == "vllm":
+            from idagym.agents.vllm_backend import VLLMBackend, VLLMServer, served_folder
+
+            server = None if policy_cfg.vllm_url else VLLMServer(
+                served_folder(model), max_model_len=policy_cfg.max_context_tokens, max_lora_rank=model_cfg.lora_r).start()
+            backend = VLLMBackend(policy_cfg.vllm_url or server.url, server=server)
+            backend.load_weights(model)
+        return cls(model, tokenizer, policy_cfg, apis=apis, backend=backend)
+
+    def close(self) -> None:
+        """Stop what the backend started (a server); the policy samples no more after it."""
+        getattr(self.backend, "close", lambda: None)()
 
     def set_seed(self, seed: int) -> None:
         """New random streams for the next episodes (call once per collection round)."""

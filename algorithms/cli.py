@@ -42,6 +42,7 @@ def _split_items(items: list[str]) -> tuple[str | None, list[str]]:
 
 def train_main(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads must not spin on shared cores
+    from idagym.agents.backends import BackendError
     from idagym.algorithms.main_job import JOB_FILE, main_job
     from idagym.algorithms.ranks import world_size
     from idagym.config import ConfigError, load_config
@@ -83,6 +84,9 @@ def train_main(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, FileExistsError) as err:
         print(f"idagym train: error: {err}", file=sys.stderr)
         return 2
+    except BackendError as err:  # the run folder holds everything up to the last iteration
+        print(f"idagym train: error: {err}".replace("--resume RUN", f"--resume {run.root}"), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         ranks = f"--num-processes {args.num_processes} " if args.num_processes > 1 else ""
         print(f"\ninterrupted: continue with  idagym train {ranks}--resume {run.root}", file=sys.stderr)
@@ -164,6 +168,7 @@ def run_training(cfg: Any, run: Any, resume: bool) -> dict[str, Any] | None:
             trainer.save_model(run.root / "model")
     finally:
         collector.close()
+        collector.policy.close()  # a vLLM server started for the run stops with it
         if main:
             run.close()
     ranks.close()  # every rank is done: leave the process group before the process exits

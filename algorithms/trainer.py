@@ -221,6 +221,12 @@ class Trainer:
                 merged[key].extend(values)
         return {**{k: float(np.mean(v)) for k, v in merged.items()}, **counts}
 
+    def _hand_over_weights(self) -> None:
+        """A backend outside this process (a vLLM server) samples with the weights just trained."""
+        backend = getattr(getattr(self.collector, "policy", None), "backend", None)
+        if hasattr(backend, "load_weights"):
+            backend.load_weights(self.model)
+
     def _idle_batch(self) -> Batch:
         """Two pad tokens, the second one 'generated': a forward pass that touches every parameter."""
         ids = torch.full((1, 2), self.pad_token_id, dtype=torch.long, device="cpu")
@@ -311,6 +317,7 @@ class Trainer:
         np.random.set_state(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
         self.iteration = int(state["next_iteration"])
+        self._hand_over_weights()
 
     def save_model(self, folder: Any) -> None:
         """The trained model for later use: the LoRA adapter, or all weights (plus the value head), and
@@ -358,6 +365,7 @@ class Trainer:
             traj.group_id = self.ranks.rank + traj.group_id * self.ranks.world  # the task's index in `tasks`
         t1 = time.time()
         metrics = self.update(trajs, it)
+        self._hand_over_weights()
         t_update = time.time() - t1
         trajs = self.ranks.gather(trajs)
         generated = sum(t.num_generated for t in trajs)

@@ -139,6 +139,7 @@ CHOICES = {
     "algorithm.clip_mode": ("symmetric", "inverse"),
     "algorithm.ratio_level": ("token", "turn", "trajectory"),
     "policy.action_format": ("code_block", "raw"),
+    "policy.backend": ("hf", "vllm"),
     "model.dtype": ("float32", "bfloat16", "float16"),
 }
 POSITIVE = ["train.iterations", "train.tasks_per_iteration", "train.minibatch_size", "train.lr",
@@ -212,6 +213,9 @@ def validate(cfg: Config) -> None:
     for key in NON_NEGATIVE:
         if _get(cfg, key) < 0:
             raise ConfigError(f"{key} must be >= 0, got {_get(cfg, key)}")
+    if cfg.policy.backend == "vllm" and not cfg.model.lora:
+        raise ConfigError("policy.backend=vllm hands the trainer's weights to the server as LoRA adapters: "
+                          "set model.lora=true (full weights are not handed over)")
     if cfg.policy.top_p < 1:
         raise ConfigError(f"policy.top_p={cfg.policy.top_p} cannot be trained with: behaviour log-probs are of the "
                           "untruncated distribution; use top_p=1 (and a lower temperature) for training")
