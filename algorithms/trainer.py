@@ -323,8 +323,9 @@ class Trainer:
         """The trained model for later use: the LoRA adapter, or all weights (plus the value head), and
         the policy settings and env it was trained with, so that `idagym eval` runs it as trained."""
         save_model(self.model, self.collector.policy.tokenizer, folder)
-        save_policy_settings(folder, dataclasses.asdict(self.cfg.policy), self.cfg.train.env, dict(self.cfg.collector.env_kwargs),
-                             dtype=self.cfg.model.dtype)
+        # the settings that decide the samples; a server address is the run's, not the policy's
+        policy = {k: v for k, v in dataclasses.asdict(self.cfg.policy).items() if k != "vllm_url"}
+        save_policy_settings(folder, policy, self.cfg.train.env, dict(self.cfg.collector.env_kwargs), dtype=self.cfg.model.dtype)
         if self.critic is not None:
             torch.save(self.critic.state_dict(), f"{folder}/value_head.pt")
 
