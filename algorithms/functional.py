@@ -7,6 +7,8 @@ Shapes: per-trajectory tensors are [N]; per-token tensors are [N, T] aligned lik
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -167,3 +169,18 @@ def explained_variance(pred: torch.Tensor, target: torch.Tensor, mask: torch.Ten
     diff = target - pred
     var_d = masked_mean((diff - masked_mean(diff, mask)) ** 2, mask)
     return torch.where(var_t > 0, 1 - var_d / var_t.clamp(min=1e-12), torch.full_like(var_t, float("nan")))
+
+
+def logprob_mismatch(trainer_logp: torch.Tensor, behaviour_logp: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """How far the sampler's log-probs are from the trainer's on the same tokens, before any update:
+    mean and max |delta| per generated token, and the share whose ratio lies outside [0.5, 2]."""
+    delta = (trainer_logp - behaviour_logp).abs() * mask
+    return {"logp_mismatch_mean": float(masked_mean(delta, mask)), "logp_mismatch_max": float(delta.max()) if delta.numel() else 0.0,
+            "logp_mismatch_ratio_out": float(masked_mean((delta > math.log(2)).to(mask.dtype), mask))}
+
+
+def truncated_importance_weights(trainer_logp: torch.Tensor, behaviour_logp: torch.Tensor, mask: torch.Tensor,
+                                 cap: float) -> torch.Tensor:
+    """min(pi_trainer / mu_sampler, cap) per generated token (0 elsewhere): corrects a loss whose data
+    came from a sampler that differs from the trainer's policy (e.g. another engine's numerics)."""
+    return torch.exp(trainer_logp - behaviour_logp).clamp(max=cap) * mask

@@ -80,6 +80,8 @@ class Trainer:
         # the model decides the device; the buffer and the advantages stay on the host
         self.device = next(model.parameters()).device
         self.ranks = ranks or Ranks(self.device)
+        # rollouts sampled outside this model (a vLLM server): measure how far their log-probs are
+        self.samples_elsewhere = cfg.policy.backend != "hf"
         if min(cfg.train.tasks_per_iteration, len(self.train_tasks)) % self.ranks.world:
             raise ValueError(f"{len(self.train_tasks)} training tasks cannot be shared by {self.ranks.world} processes in "
                              f"whole groups: make train.tasks_per_iteration at most that, and a multiple of {self.ranks.world}")
@@ -169,6 +171,8 @@ class Trainer:
         batch = self.algo.compute_advantages(prepared) if prepared is not None else Batch()
         stats: dict[str, list[float]] = defaultdict(list)
         counts = {"steps": 0, "skipped_steps": 0, "trained_trajectories": int(self.ranks.reduce(len(batch), "sum"))}
+        if self.samples_elsewhere or self.cfg.algorithm.tis_cap is not None:
+            counts.update(self._correct_offpolicy(batch))
         if self.critic is not None:  # every rank reduces, whether or not it has trajectories
             ev = float(F.explained_variance(batch.old_values, batch.returns, batch.loss_mask)) if len(batch) else math.nan
             counts["explained_variance"] = self.ranks.reduce(ev, "nanmean")
@@ -220,6 +224,25 @@ class Trainer:
             for key, values in rank_stats.items():
                 merged[key].extend(values)
         return {**{k: float(np.mean(v)) for k, v in merged.items()}, **counts}
+
+    @torch.no_grad()
+    def _correct_offpolicy(self, batch: Batch) -> dict[str, float]:
+        """The sampler's behaviour log-probs against the trainer's on the same tokens, before the
+        update; with `algorithm.tis_cap`, truncated importance weights on the advantages, and the
+        trainer's log-probs as the old policy of the clipped ratio."""
+        nan = {"logp_mismatch_mean": math.nan, "logp_mismatch_max": 0.0, "logp_mismatch_ratio_out": math.nan}
+        if len(batch):
+            size = self.cfg.train.minibatch_size
+            trainer_logp = torch.cat([self.forward(self._on_device(mb)).logprobs.cpu() for mb in _chunks(batch, size)])
+            measured = F.logprob_mismatch(trainer_logp, batch.old_logprobs, batch.loss_mask)
+            cap = self.cfg.algorithm.tis_cap
+            if cap is not None:
+                batch.advantages = batch.advantages * F.truncated_importance_weights(trainer_logp, batch.old_logprobs,
+                                                                                     batch.loss_mask, cap)
+                batch.old_logprobs = trainer_logp * batch.loss_mask
+        else:
+            measured = nan
+        return {k: self.ranks.reduce(v, "max" if k.endswith("max") else "nanmean") for k, v in measured.items()}
 
     def _hand_over_weights(self) -> None:
         """A backend outside this process (a vLLM server) samples with the weights just trained."""

@@ -57,6 +57,10 @@ class AlgorithmConfig:
     """PPO: normalise advantages to mean 0 / std 1 over the batch's generated tokens."""
     critic_width: int = 256
     """PPO: hidden width of the value-head MLP."""
+    tis_cap: float | None = None
+    """Truncated importance sampling: weight each generated token's advantage by min(pi_trainer / mu_sampler,
+    tis_cap) and take the trainer's log-probs as the old policy (for a sampler such as vLLM whose
+    numerics differ from the trainer's); None: off."""
     critic_layers: int = 3
     """PPO: number of linear layers of the value head (the paper: 3)."""
 
@@ -213,6 +217,8 @@ def validate(cfg: Config) -> None:
     for key in NON_NEGATIVE:
         if _get(cfg, key) < 0:
             raise ConfigError(f"{key} must be >= 0, got {_get(cfg, key)}")
+    if cfg.algorithm.tis_cap is not None and not cfg.algorithm.tis_cap > 0:
+        raise ConfigError(f"algorithm.tis_cap must be > 0 (or null: off), got {cfg.algorithm.tis_cap}")
     if cfg.policy.backend == "vllm" and not cfg.model.lora:
         raise ConfigError("policy.backend=vllm hands the trainer's weights to the server as LoRA adapters: "
                           "set model.lora=true (full weights are not handed over)")

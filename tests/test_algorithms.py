@@ -150,3 +150,29 @@ def test_kl_threshold_stops_the_iteration_early():
     metrics = trainer.update(trajs)  # 2 epochs x 2 minibatches planned
     # KL is measured in each step's forward: 0 before the first step, > 0 at the second, which stops
     assert metrics["steps"] == 2 and metrics["kl_early_stop"] == 1
+
+
+def test_offpolicy_mismatch_is_measured_and_truncated_importance_weights_correct_it():
+    from idagym.algorithms import functional as F
+
+    trainer_lp = torch.tensor([[0.0, -1.0, -2.0, -0.5]])
+    behaviour = torch.tensor([[0.0, -1.5, -0.8, -0.5]])  # ratios e^0.5 and e^-1.2 on the generated tokens
+    mask = torch.tensor([[0.0, 1.0, 1.0, 1.0]])
+    measured = F.logprob_mismatch(trainer_lp, behaviour, mask)
+    assert measured["logp_mismatch_mean"] == pytest.approx(1.7 / 3) and measured["logp_mismatch_max"] == pytest.approx(1.2)
+    assert measured["logp_mismatch_ratio_out"] == pytest.approx(1 / 3)  # only e^-1.2 = 0.30 lies outside [0.5, 2]
+    weights = F.truncated_importance_weights(trainer_lp, behaviour, mask, cap=1.5)
+    assert torch.allclose(weights, torch.tensor([[0.0, 1.5, torch.exp(torch.tensor(-1.2)).item(), 1.0]]))
+
+    # in the trainer: behaviour log-probs 0.3 below the model's on every generated token (a sampler
+    # with other numerics); the update reports it, and with a cap the ratio starts at 1 again
+    for cap, clip_frac in ((None, 1.0), (2.0, 0.0)):
+        trainer = make_trainer("loop", **({"algorithm.tis_cap": cap} if cap else {}), **{"train.epochs": 1, "algorithm.clip_eps": 0.2})
+        trainer.samples_elsewhere = True
+        trajs = scored_trajectories(trainer.model, [1.0, 0.0, 0.0, 1.0], [0, 0, 1, 1])
+        for t in trajs:
+            t.logprobs = [lp - 0.3 if m else lp for lp, m in zip(t.logprobs, t.loss_mask, strict=True)]
+        metrics = trainer.update(trajs)
+        assert metrics["logp_mismatch_mean"] == pytest.approx(0.3, abs=1e-4)
+        assert metrics["logp_mismatch_max"] == pytest.approx(0.3, abs=1e-4) and metrics["logp_mismatch_ratio_out"] == 0.0
+        assert metrics["clip_frac"] == pytest.approx(clip_frac)  # e^0.3 = 1.35 is outside [0.8, 1.2] uncorrected
