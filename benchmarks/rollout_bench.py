@@ -1,7 +1,10 @@
 """Rollout benchmark: the collector's sampling against a bare `model.generate` loop, and tokens
-encoded per episode with and without KV-cache reuse as episodes get longer.
+encoded per episode with and without KV-cache reuse as episodes get longer; with `--backend vllm`,
+the collector on a vLLM server against the collector on our transformers sampler, without and with
+a LoRA adapter (same prompts, model and sampling).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/rollout_bench.py [--model tiny|smollm2-135m]
+    python benchmarks/rollout_bench.py --backend vllm [--model smollm2-135m --batch 8 --max-new 256]
 
 Both sides of each comparison run in the same process, interleaved, on the same prompts; figures
 are medians over repeats (absolute times on shared machines mean little, ratios do).
@@ -95,16 +98,66 @@ def encoded_per_episode(model, tok, turns: int, kv: bool, episodes: int, max_new
     return policy.stats["tokens_encoded"] / episodes, seconds
 
 
+def collector_tok_s(model, tok, backend, batch: int, max_new: int, seed: int) -> float:
+    """Tokens per second of one collection of `batch` one-turn episodes through `backend`."""
+    policy = TransformersPolicy(model, tok, PolicyConfig(max_new_tokens=max_new, action_format="raw", system_prompt=""),
+                                backend=backend)
+    with Collector(lambda: ChatEnv(max_turns=1), policy, num_envs=batch, progress=False) as collector:
+        before, t0 = backend.stats["tokens_generated"], time.perf_counter()
+        collector.collect(collector.task_ids("train")[:batch], group_size=1, seed=seed)
+        return (backend.stats["tokens_generated"] - before) / (time.perf_counter() - t0)
+
+
+def vllm_against_ours(model_name: str, batch: int, max_new: int, repeats: int) -> None:
+    from idagym.agents.backends import TransformersBackend
+    from idagym.agents.models import add_lora
+    from idagym.agents.vllm_backend import VLLMBackend, VLLMServer, served_folder
+
+    model, tok = load_model_and_tokenizer(ModelConfig(name=model_name))
+    print(f"\n## vLLM server vs our sampler: {model_name}, batch {batch}, up to {max_new} new tokens, median of {repeats}")
+    print("| LoRA | ours tok/s | vLLM tok/s | vLLM / ours |\n|---|---|---|---|")
+    with VLLMServer(served_folder(model), max_model_len=2048, max_lora_rank=16) as server:
+        for lora in (False, True):
+            if lora:  # an adapter as after some training: B no longer zero
+                model = add_lora(model, ModelConfig(name=model_name, lora=True))
+                with torch.no_grad():
+                    for name, p in model.named_parameters():
+                        if "lora_B" in name:
+                            p.normal_(0, 0.01)
+            ours, remote = TransformersBackend(model, tok.pad_token_id), VLLMBackend(server.url)
+            if lora:
+                remote.load_weights(model)
+            hf, vl = [], []
+            for r in range(repeats + 1):  # interleaved; the first round warms up
+                a = collector_tok_s(model, tok, ours, batch, max_new, r)
+                b = collector_tok_s(model, tok, remote, batch, max_new, r)
+                if r:
+                    hf.append(a)
+                    vl.append(b)
+            remote.close()
+            print(f"| {'yes' if lora else 'no'} | {statistics.median(hf):.0f} | {statistics.median(vl):.0f} | "
+                  f"{statistics.median(vl) / statistics.median(hf):.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="tiny")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default 1; with --backend vllm all cores, as the server's)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--max-new", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--turns", default="1,2,4,8,16")
+    parser.add_argument("--backend", choices=["hf", "vllm"], default="hf",
+                        help="vllm: compare a vLLM server with our sampler instead (needs model smollm2-135m or a folder)")
     args = parser.parse_args()
+    args.threads = args.threads or (os.cpu_count() if args.backend == "vllm" else 1)
     torch.set_num_threads(args.threads)
+    if args.backend == "vllm":
+        print(f"{args.threads} thread(s) for ours, load average {os.getloadavg()[0]:.2f}")
+        # vLLM serves a folder of weights: the tiny models are built in code
+        vllm_against_ours("smollm2-135m" if args.model == "tiny" else args.model, args.batch, args.max_new, args.repeats)
+        print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
+        return
     model, tok = load_model_and_tokenizer(ModelConfig(name=args.model))
     print(f"model {args.model}, {args.threads} thread(s), load average {os.getloadavg()[0]:.2f}")
 
