@@ -45,6 +45,23 @@ def test_reset_observation_has_task_supervisor_and_rules(env: AppWorldEnv, root:
     assert env.observation_space.contains(obs)
 
 
+def test_worked_example_is_a_train_task_never_the_one_at_hand(env: AppWorldEnv, root: str):
+    env.worked_example = True
+    try:
+        train = [t for t in env.task_ids("train") if t not in env.duplicated_task_ids("train")]
+        shown = {}
+        for task in (env.task_ids("dev")[0], env.task_ids("challenge")[0], train[0], train[1]):
+            obs, _ = env.reset(options={"task_id": task})
+            shown[task] = [t for t in train[:2] if ground_truth_code(t, root=root).strip() in obs]
+            assert len(shown[task]) == 1 and shown[task][0] != task
+            assert ground_truth_code(task, root=root).strip() not in obs  # never the answer to the task at hand
+        assert shown[train[0]] == [train[1]] and shown[train[1]] == [train[0]]
+    finally:
+        env.worked_example = False
+    obs, _ = env.reset(options={"task_id": train[1]})
+    assert ground_truth_code(train[0], root=root).strip() not in obs  # off by default
+
+
 def test_ground_truth_episode_succeeds(env: AppWorldEnv, task_id: str):
     env.reset(options={"task_id": task_id})
     (code,) = env.solution(task_id)

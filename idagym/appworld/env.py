@@ -99,6 +99,9 @@ class AppWorldEnv(DigitalEnv):
         root: the APPWORLD_ROOT to use; default `idagym.appworld.tasks.suite_root()` (real data under
             $APPWORLD_ROOT when present, otherwise the built-in offline suite).
         keep_outputs: keep AppWorld's per-task output folders (logs, databases) after `close()`.
+        worked_example: end the first observation with a solved example: the instruction and the
+            ground-truth code of a train task (the first of the train split, or the second when it
+            is the task at hand). Only train tasks are ever shown; it lengthens every prompt.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class AppWorldEnv(DigitalEnv):
         unique_outputs: bool = True,
         root: str | os.PathLike | None = None,
         keep_outputs: bool = False,
+        worked_example: bool = False,
         render_mode: str | None = None,
     ):
         super().__init__(
@@ -130,6 +134,7 @@ class AppWorldEnv(DigitalEnv):
         self.step_timeout_s = float(step_timeout_s)
         self.remote_url = remote_url
         self.keep_outputs = keep_outputs
+        self.worked_example = worked_example
         self.memory_limit_mb = memory_limit_mb
         self._root = None if root is None else str(Path(root).resolve())
         self.experiment_name = f"{experiment_name}/{uuid.uuid4().hex[:12]}" if unique_outputs else experiment_name
@@ -228,8 +233,18 @@ class AppWorldEnv(DigitalEnv):
         return (
             f"Task: {task['instruction']}\n\n"
             f"Supervisor: {sup['first_name']} {sup['last_name']}, email {sup['email']}, "
-            f"phone {sup['phone_number']}.\n\n{RULES}"
+            f"phone {sup['phone_number']}.\n\n{RULES}" + (self._example(task_id) if self.worked_example else "")
         )
+
+    def _example(self, task_id: str) -> str:
+        """A solved train task other than `task_id`, as the text that ends the first observation."""
+        from idagym.appworld.tasks import ground_truth_code
+
+        train = [t for t in self.task_ids("train") if t not in self.duplicated_task_ids("train")]
+        example = train[1] if train[0] == task_id else train[0]
+        specs = json.loads(Path(self.root, "data", "tasks", example, "specs.json").read_text())
+        return (f"\n\nFor example, another task was solved with one action:\nTask: {specs['instruction']}\n"
+                f"```python\n{ground_truth_code(example, root=self.root).strip()}\n```")
 
     def execute(self, action: str) -> str:
         # Lone surrogates (not valid UTF-8) would break AppWorld's log writing: replace them.
