@@ -214,10 +214,39 @@ class VLLMBackend:
             self.server.stop()
 
 
-if __name__ == "__main__":  # python -m idagym.agents.vllm_backend FOLDER: serve until Ctrl-C
-    with VLLMServer(sys.argv[1]) as srv:
-        print(f"vLLM serving {sys.argv[1]} at {srv.url}", flush=True)
-        try:
-            srv.proc.wait()
-        except KeyboardInterrupt:
-            pass
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("vllm", help="a vLLM server for policy.backend=vllm (its own virtualenv, made on first use)")
+    p.add_argument("action", choices=["serve", "setup"], help="serve: run a server until Ctrl-C; setup: only make the venv")
+    p.add_argument("model", nargs="?", default="smollm2-135m", help="smollm2-135m or a folder of weights")
+    p.add_argument("--port", type=int, default=None, help="default: a free port (printed)")
+    p.add_argument("--max-model-len", type=int, default=4096)
+    p.add_argument("--max-lora-rank", type=int, default=16)
+    p.set_defaults(func=vllm_main)
+
+
+def vllm_main(args: Any) -> int:
+    from idagym.agents.models import ModelNotFoundError, smollm2_folder
+
+    if args.action == "setup":
+        print(f"vLLM {VLLM_VERSION}: {ensure_vllm_venv()}")
+        return 0
+    try:
+        folder = smollm2_folder() if args.model == "smollm2-135m" else args.model
+    except ModelNotFoundError as err:
+        print(f"idagym vllm: error: {err}", file=sys.stderr)
+        return 2
+    if not Path(folder, "config.json").exists():
+        print(f"idagym vllm: error: {folder} is not a folder of model weights (no config.json)", file=sys.stderr)
+        return 2
+    server = VLLMServer(folder, max_model_len=args.max_model_len, max_lora_rank=args.max_lora_rank, port=args.port)
+    try:
+        with server:
+            print(f"vLLM serves {folder} at {server.url} (log: {server.log_path}); use policy.vllm_url={server.url}",
+                  flush=True)
+            server.proc.wait()
+    except BackendError as err:
+        print(f"idagym vllm: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

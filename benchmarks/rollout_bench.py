@@ -137,6 +137,19 @@ def vllm_against_ours(model_name: str, batch: int, max_new: int, repeats: int) -
             remote.close()
             print(f"| {'yes' if lora else 'no'} | {statistics.median(hf):.0f} | {statistics.median(vl):.0f} | "
                   f"{statistics.median(vl) / statistics.median(hf):.2f} |", flush=True)
+        print(f"\nprefix cache hits over all the server's requests: {prefix_cache_hit_rate(server.url):.1%} of prompt tokens")
+
+
+def prefix_cache_hit_rate(url: str) -> float:
+    """Hits / queries of the server's prefix cache, from its Prometheus counters."""
+    import httpx
+
+    counts = {"hits": 0.0, "queries": 0.0}
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        for key in counts:
+            if line.startswith(f"vllm:prefix_cache_{key}_total"):
+                counts[key] += float(line.rsplit(" ", 1)[1])
+    return counts["hits"] / counts["queries"] if counts["queries"] else float("nan")
 
 
 def main() -> None:

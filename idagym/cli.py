@@ -16,6 +16,7 @@ VERBS = {
     "play": "idagym.env_cli",
     "serve": "idagym.env_cli",
     "show": "idagym.show",
+    "vllm": "idagym.agents.vllm_backend",
 }
 
 

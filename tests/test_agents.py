@@ -123,3 +123,10 @@ def test_system_prompt_mentions_the_protocol():
     for needle in ("apis.api_docs", "```python", "apis.supervisor.complete_task", "apis.spotify.login"):
         assert needle in prompt
     assert system_prompt("raw") == ""
+
+
+def test_vllm_serve_of_a_folder_without_weights_is_a_one_line_error(tmp_path, capsys):
+    from idagym.cli import main
+
+    assert main(["vllm", "serve", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"idagym vllm: error: {tmp_path} is not a folder of model weights (no config.json)\n"
