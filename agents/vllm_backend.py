@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import httpx
 import torch
 
 from idagym.agents.backends import BackendError, Request, Sampling
+from idagym.net import free_port
 
 VLLM_VERSION = "0.32.0"
 
@@ -75,18 +75,12 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class VLLMServer:
     """A `vllm` OpenAI-compatible server for `folder`, on 127.0.0.1, in its own virtualenv."""
 
     def __init__(self, folder: str, *, max_model_len: int = 4096, max_lora_rank: int = 16, dtype: str = "float32",
                  port: int | None = None, log_path: str | os.PathLike | None = None):
-        self.folder, self.port = folder, port or _free_port()
+        self.folder, self.port = folder, port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = ["--model", folder, "--served-model-name", "base", "--dtype", dtype, "--max-model-len", str(max_model_len),
                      "--enable-prefix-caching", "--enable-lora", "--max-loras", "2", "--max-lora-rank", str(max_lora_rank),

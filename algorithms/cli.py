@@ -105,25 +105,22 @@ def train_main(args: argparse.Namespace) -> int:
 
 def launch_ranks(n: int, cfg: Any, run: Any, path: str | None, overrides: list[str], resume: bool) -> int:
     """Start `n` ranks of this training with accelerate launch and wait; a failed rank is one line."""
-    import socket
     import subprocess
 
-    from idagym.config import ConfigError, check_world_size
+    from idagym.algorithms.ranks import check_same_world
+    from idagym.config import check_world_size
+    from idagym.net import free_port
 
     check_world_size(cfg, n)
     state = run.load_checkpoint() if resume else None
-    if state is not None and int(state.get("world_size", 1)) != n:
-        raise ConfigError(f"this run was trained with {state.get('world_size', 1)} process(es): resume it with "
-                          f"--num-processes {state.get('world_size', 1)}, not {n}")
+    if state is not None:  # refused before any rank starts
+        check_same_world(state, n)
     if not resume:
         overrides = [o for o in overrides if o.split("=", 1)[0] not in ("run_dir", "train.run_dir")]
         overrides.append(f"train.run_dir={run.root}")
     items = ([path] if path and not resume else []) + overrides + (["--resume", str(run.root)] if resume else [])
-    with socket.socket() as s:  # a free port, so that two runs on one machine do not collide
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
-               "--num_processes", str(n), "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--num_processes", str(n), "--main_process_port", str(free_port()),  # two runs on one machine do not collide "--mixed_precision", "no", "--dynamo_backend", "no",
                "-m", "idagym.cli", "train", *items]
     code = subprocess.run(command).returncode
     if code != 0:
@@ -147,10 +144,9 @@ def run_training(cfg: Any, run: Any, resume: bool) -> dict[str, Any] | None:
     ranks = Ranks(resolve_device(cfg.train.device))
     main = ranks.is_main
     torch.set_num_threads(cfg.train.threads)
-    if main:
-        run.write_config(to_yaml(cfg))
     t0 = time.time()
     if main:
+        run.write_config(to_yaml(cfg))
         print(f"run folder: {run.root}  (algorithm {cfg.algorithm.name}, model {cfg.model.name}, env {cfg.train.env}"
               + (f", {ranks.world} ranks" if ranks.world > 1 else "") + ")", flush=True)
     trainer, collector = build(cfg, run, ranks=ranks)

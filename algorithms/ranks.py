@@ -34,6 +34,13 @@ def end_rank_process(code: int) -> NoReturn:
     os._exit(code)
 
 
+def check_same_world(state: dict[str, Any], world: int) -> None:
+    """A checkpoint resumes only with the number of processes that wrote it (ValueError otherwise)."""
+    saved = int(state.get("world_size", 1))
+    if saved != world:
+        raise ValueError(f"this run was trained with {saved} process(es): resume it with --num-processes {saved}, not {world}")
+
+
 class Ranks:
     """This process's place among the run's ranks, and the collectives the trainer needs."""
 

@@ -29,7 +29,7 @@ from idagym.agents.models import save_model, save_policy_settings
 from idagym.agents.scoring import next_token_logp
 from idagym.algorithms import functional as F
 from idagym.algorithms.base import ModelOutputs, ValueHead, make_algorithm
-from idagym.algorithms.ranks import Ranks
+from idagym.algorithms.ranks import Ranks, check_same_world
 from idagym.behaviour import behaviour
 from idagym.buffer import RolloutBuffer, Trajectory
 from idagym.config import Config, to_yaml
@@ -323,10 +323,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved_world = int(state.get("world_size", 1))
-        if saved_world != self.ranks.world:
-            raise ValueError(f"this run was trained with {saved_world} process(es): resume it with the same number "
-                             f"(idagym train --num-processes {saved_world} --resume RUN), not {self.ranks.world}")
+        check_same_world(state, self.ranks.world)
         named = dict(self.model.named_parameters())
         with torch.no_grad():
             for name, value in state["trainable"].items():
@@ -432,8 +429,9 @@ def build(cfg: Config, run: Run | None = None, log: Callable[[str], None] = prin
     from idagym.demonstrations import FileDemonstrations, SolutionDemonstrations, load_demonstrations
     from idagym.devices import resolve_device
 
-    ranks = ranks or Ranks(resolve_device(cfg.train.device))
-    device = ranks.device(resolve_device(cfg.train.device))
+    requested = resolve_device(cfg.train.device)
+    ranks = ranks or Ranks(requested)
+    device = ranks.device(requested)
     if not ranks.is_main:
         run, log = None, lambda line: None
     torch.set_num_threads(cfg.train.threads)

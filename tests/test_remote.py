@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,19 +13,14 @@ import pytest
 from idagym.appworld import AppWorldEnv
 from idagym.appworld.landlock import abi_version
 from idagym.appworld.tasks import ground_truth_code, load_split, suite_root
+from idagym.net import free_port
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    root, port = str(suite_root()), _free_port()
+    root, port = str(suite_root()), free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "idagym.cli", "serve", "--port", str(port), "--root", root],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -66,7 +60,7 @@ def test_ground_truth_episode_over_http(server):
 
 
 def test_unreachable_server_is_a_clean_failure():
-    env = AppWorldEnv(remote_url=f"http://127.0.0.1:{_free_port()}", root=str(suite_root()), step_timeout_s=5)
+    env = AppWorldEnv(remote_url=f"http://127.0.0.1:{free_port()}", root=str(suite_root()), step_timeout_s=5)
     with pytest.raises(Exception, match="did not answer"):
         env.reset(options={"task_id": "any"})
     env.close()
