@@ -26,6 +26,9 @@ from idagym.core import DigitalEnv, Evaluation
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 TEMPERATURE = 0.7
+# max |behaviour - trainer| log-prob per generated token, fp32 on both sides: most runs stay under
+# 1e-3, but 2 runs of 5 here reached 1.3e-3 (the server batches requests differently run to run)
+TOLERANCE = 5e-3
 
 
 class ChatEnv(DigitalEnv):
@@ -81,15 +84,17 @@ def test_token_ids_in_and_out_with_the_trainers_logprobs(lora_model, server):
     model, tok = lora_model
     backend = VLLMBackend(server.url)
     backend.load_weights(model)
-    trajs = collect(model, tok, backend)
-    assert len(trajs) == 6 and all(len(t.turns) == 2 for t in trajs)
-    for t in trajs:  # the generated ids are exactly the responses: nothing was re-tokenised
-        generated = [i for i, m in zip(t.input_ids, t.loss_mask, strict=True) if m]
-        assert tok.decode(generated, skip_special_tokens=True) == "".join(turn.response for turn in t.turns)
-    assert max_logprob_gap(model, trajs) < 1e-3  # measured: about 1e-4 (fp32 on both sides)
-    again = collect(model, tok, backend)  # per-episode seeds: the same samples
-    assert [t.input_ids for t in again] == [t.input_ids for t in trajs]
-    backend.close()
+    try:
+        trajs = collect(model, tok, backend)
+        assert len(trajs) == 6 and all(len(t.turns) == 2 for t in trajs)
+        for t in trajs:  # the generated ids are exactly the responses: nothing was re-tokenised
+            generated = [i for i, m in zip(t.input_ids, t.loss_mask, strict=True) if m]
+            assert tok.decode(generated, skip_special_tokens=True) == "".join(turn.response for turn in t.turns)
+        assert max_logprob_gap(model, trajs) < TOLERANCE
+        again = collect(model, tok, backend)  # per-episode seeds: the same samples
+        assert [t.input_ids for t in again] == [t.input_ids for t in trajs]
+    finally:
+        backend.close()  # a failure here must not leave its adapter loaded for the next tests
 
 
 def test_each_new_adapter_is_used_and_the_old_one_unloaded(lora_model, server):
@@ -105,7 +110,7 @@ def test_each_new_adapter_is_used_and_the_old_one_unloaded(lora_model, server):
         backend.load_weights(model)
         after = collect(model, tok, backend)
         assert [t.input_ids for t in after] != [t.input_ids for t in before]
-        assert max_logprob_gap(model, after) < 1e-3  # the samples are those of the new weights
+        assert max_logprob_gap(model, after) < TOLERANCE  # the samples are those of the new weights
         served = {m["id"] for m in httpx.get(f"{server.url}/v1/models").json()["data"]}
         mine = {m for m in served if m.startswith(f"policy-{backend.run_tag}-")}
         assert mine == {backend.model_name}
