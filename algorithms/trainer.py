@@ -371,12 +371,24 @@ class Trainer:
             self.run.plot()
         return {"before": before, "after": after}
 
+    def _iteration_tasks(self, it: int) -> list[str]:
+        """The tasks of iteration `it`, a function of (seed, it) alone, so a resumed run draws the same."""
+        tcfg, n = self.cfg.train, len(self.train_tasks)
+        k = min(tcfg.tasks_per_iteration, n)
+        if tcfg.task_order == "random":
+            picked = np.random.default_rng([tcfg.seed, it, 0]).choice(n, size=k, replace=False)
+        else:  # consecutive slices of one long sequence of shuffled passes over the tasks
+            start = it * k
+            passes = range(start // n, (start + k - 1) // n + 1)
+            order = np.concatenate([np.random.default_rng([tcfg.seed, p, 1]).permutation(n) for p in passes])
+            offset = start - passes[0] * n
+            picked = order[offset : offset + k]
+        return [self.train_tasks[i] for i in picked]
+
     def step(self, it: int) -> dict[str, Any]:
         """One iteration: collect, update, log. Returns the metrics row."""
         tcfg = self.cfg.train
-        rng = np.random.default_rng([tcfg.seed, it, 0])
-        k = min(tcfg.tasks_per_iteration, len(self.train_tasks))
-        tasks = [self.train_tasks[i] for i in rng.choice(len(self.train_tasks), size=k, replace=False)]
+        tasks = self._iteration_tasks(it)
         t0 = time.time()
         # each rank collects whole groups: its share of the tasks, all K rollouts of each
         trajs = self.train_source.collect(self.ranks.shard(tasks), self.cfg.collector.group_size, _seed_for(tcfg.seed, it, 0))

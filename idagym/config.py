@@ -82,6 +82,10 @@ class TrainConfig:
     """Collect-then-update iterations (the default main job: about 5 minutes on 2 cores)."""
     tasks_per_iteration: int = 2
     """Tasks sampled per iteration; each is rolled out collector.group_size (K) times."""
+    task_order: str = "random"
+    """random: each iteration draws its tasks afresh; epochs: iterations walk through the training
+    tasks in a new shuffled order each pass, so every task comes once per pass (what supervised
+    training on a fixed set wants)."""
     lr: float = 5e-5
     """AdamW learning rate (the paper: 5e-5 constant)."""
     adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
@@ -145,6 +149,7 @@ CHOICES = {
     "policy.action_format": ("code_block", "raw"),
     "policy.backend": ("hf", "vllm"),
     "model.dtype": ("float32", "bfloat16", "float16"),
+    "train.task_order": ("random", "epochs"),
 }
 POSITIVE = ["train.iterations", "train.tasks_per_iteration", "train.minibatch_size", "train.lr",
             "collector.group_size", "collector.num_envs", "policy.max_new_tokens", "policy.temperature",

@@ -176,3 +176,19 @@ def test_offpolicy_mismatch_is_measured_and_truncated_importance_weights_correct
         assert metrics["logp_mismatch_mean"] == pytest.approx(0.3, abs=1e-4)
         assert metrics["logp_mismatch_max"] == pytest.approx(0.3, abs=1e-4) and metrics["logp_mismatch_ratio_out"] == 0.0
         assert metrics["clip_frac"] == pytest.approx(clip_frac)  # e^0.3 = 1.35 is outside [0.8, 1.2] uncorrected
+
+
+@pytest.mark.parametrize("order", ["random", "epochs"])
+def test_iteration_tasks_are_reproducible_and_epochs_cover_every_task_once_per_pass(order):
+    trainer = make_trainer("sft", **{"train.task_order": order, "train.tasks_per_iteration": 3})
+    trainer.train_tasks = [f"t{i}" for i in range(7)]
+    drawn = [trainer._iteration_tasks(it) for it in range(14)]  # 42 draws: six passes over 7 tasks
+    assert drawn == [trainer._iteration_tasks(it) for it in range(14)]  # a resumed run draws the same
+    assert all(len(tasks) == 3 for tasks in drawn)
+    flat = [t for tasks in drawn for t in tasks]
+    passes = [sorted(flat[i : i + 7]) for i in range(0, 42, 7)]
+    if order == "epochs":
+        assert all(p == sorted(trainer.train_tasks) for p in passes)
+        assert len({tuple(flat[i : i + 7]) for i in range(0, 42, 7)}) > 1  # each pass in a new order
+    else:  # independent draws: some pass misses a task
+        assert any(p != sorted(trainer.train_tasks) for p in passes)
