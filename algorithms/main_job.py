@@ -27,7 +27,8 @@ from idagym.config import Config, load_config
 
 # Shared by both stages and by every evaluation: the model, how it samples, the env, the evaluation.
 SHARED = [
-    "model.name=smollm2-135m", "model.lora=true", "model.lora_r=16", "model.lora_alpha=32",
+    # bfloat16: twice as fast as float32 on CPUs with AMX / AVX512-BF16 and on GPUs (bf16 is how SmolLM2 was trained)
+    "model.name=smollm2-135m", "model.dtype=bfloat16", "model.lora=true", "model.lora_r=16", "model.lora_alpha=32",
     "policy.temperature=0.5", "policy.max_context_tokens=4096",
     # one turn: every train solution is one action, so one turn is the budget that fits them all
     "collector.num_envs=14", "collector.env_kwargs.max_turns=1",
@@ -36,7 +37,9 @@ SHARED = [
 # 42 dev tasks (the first 14 of its 23 scenarios, 3 tasks each), one episode each: what fits 2 cores
 EVAL = ["train.eval_split=dev", "train.eval_tasks=42", "train.eval_episodes_per_task=1", "train.eval_cache=true"]
 STAGES: dict[str, list[str]] = {
-    "warm_start": ["algorithm.name=sft", "train.lr=1e-3", "train.iterations=50", "train.tasks_per_iteration=4",
+    # two shuffled passes over the 204 train tasks' solutions
+    "warm_start": ["algorithm.name=sft", "train.lr=1e-3", "train.task_order=epochs", "train.iterations=102",
+                   "train.tasks_per_iteration=4",
                    "collector.group_size=1", "train.minibatch_size=4", "train.epochs=1"],
     "loop": ["algorithm.name=loop", "train.lr=1e-4", "train.iterations=4", "train.tasks_per_iteration=3",
              "collector.group_size=4", "train.minibatch_size=4"],
