@@ -32,7 +32,7 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check .
 
-# the quick benchmarks; benchmarks/appworld_learning.py (about 2 hours) runs on its own
+# the quick benchmarks; benchmarks/appworld_learning.py (about 3 hours) runs on its own
 bench: setup
 	for b in env_bench rollout_bench memory_bench; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 

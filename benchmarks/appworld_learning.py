@@ -8,8 +8,10 @@ many demonstrations. After training, dev is scored by the trainer's own evaluati
 `idagym eval` on the saved model (evaluated as trained). The table gives, per arm, the mean over
 seeds and a 95% t-interval across seeds; it and a plot land in the output folder. Every arm and
 seed is its own run folder, so a killed benchmark continues where it stopped when started again.
-Not in CI: on 2 cores each arm and seed takes about 7 minutes (15 in all: about 1 h 45 min) plus, without
-`--warm-start`, the 25-minute warm start.
+Not in CI: on 2 cores each arm and seed takes 8-13 minutes for sft (three 42-task evaluations: dev
+before and after, challenge after; the policy seed is part of the evaluation settings, so "before"
+is measured per seed), more for the RL arms: about 3 hours in all, plus, without `--warm-start`,
+the 25-minute warm start.
 
     python benchmarks/appworld_learning.py [--out runs/appworld-learning] [--seeds 3] [--iterations 2]
 """
