@@ -27,7 +27,7 @@ from idagym.config import Config, load_config
 
 # Shared by both stages and by every evaluation: the model, how it samples, the env, the evaluation.
 SHARED = [
-    # bfloat16: twice as fast as float32 on CPUs with AMX / AVX512-BF16 and on GPUs (bf16 is how SmolLM2 was trained)
+    # bfloat16: about 2.5x float32's speed on CPUs with AMX / AVX512-BF16 (benchmarks/device_iteration.py), and on GPUs
     "model.name=smollm2-135m", "model.dtype=bfloat16", "model.lora=true", "model.lora_r=16", "model.lora_alpha=32",
     "policy.temperature=0.5", "policy.max_context_tokens=4096",
     # one turn: every train solution is one action, so one turn is the budget that fits them all
