@@ -162,20 +162,28 @@ def _load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(name, local_files_only=True)
 
 
-def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike) -> None:
+def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike,
+               state_dict: dict[str, torch.Tensor] | None = None) -> None:
     """Save so that `load_model_and_tokenizer(ModelConfig(name=folder))` loads it back.
 
     A LoRA model whose base lives in a local folder is saved as its adapter (small); one whose base
-    was built in code (the tiny models) is saved merged, as full weights.
+    was built in code (the tiny models) is saved merged, as full weights. `state_dict`: the weights
+    to save when the model's own are sharded (see `saves_merged`).
     """
+    if saves_merged(model):
+        model = copy.deepcopy(model).merge_and_unload()
+    model.save_pretrained(str(folder), state_dict=state_dict)
+    tokenizer.save_pretrained(str(folder))
+
+
+def saves_merged(model: torch.nn.Module) -> bool:
+    """Whether `save_model` merges the LoRA adapter into the weights (its base was built in code)."""
     from peft import PeftModel
 
-    if isinstance(model, PeftModel):
-        base = model.peft_config[model.active_adapter].base_model_name_or_path
-        if not (base and Path(base).is_dir()):
-            model = copy.deepcopy(model).merge_and_unload()
-    model.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
+    if not isinstance(model, PeftModel):
+        return False
+    base = model.peft_config[model.active_adapter].base_model_name_or_path
+    return not (base and Path(base).is_dir())
 
 
 POLICY_SETTINGS = "idagym_policy.json"

@@ -142,7 +142,7 @@ def run_training(cfg: Any, run: Any, resume: bool) -> dict[str, Any] | None:
     from idagym.config import to_yaml
     from idagym.devices import resolve_device
 
-    ranks = Ranks(resolve_device(cfg.train.device))
+    ranks = Ranks(resolve_device(cfg.train.device), cfg.train.sharding)
     main = ranks.is_main
     torch.set_num_threads(cfg.train.threads)
     t0 = time.time()
@@ -161,8 +161,7 @@ def run_training(cfg: Any, run: Any, resume: bool) -> dict[str, Any] | None:
             run.rewind(trainer.iteration)  # drop records of iterations the checkpoint does not hold
             run.tensorboard(purge_step=trainer.iteration)
         result = trainer.train()
-        if main:
-            trainer.save_model(run.root / "model")
+        trainer.save_model(run.root / "model")  # every rank: sharded weights are gathered; rank 0 writes
     finally:
         collector.close()
         collector.policy.close()  # a vLLM server started for the run stops with it

@@ -1,16 +1,24 @@
-"""Data-parallel ranks through accelerate (torch DDP underneath); one process is the identity.
+"""Data-parallel ranks through accelerate (torch DDP or FSDP2 underneath); one process is the identity.
 
 Launched by `accelerate launch` (or `idagym train --num-processes N`), every rank runs the same
 trainer: it collects its own whole task groups, computes their advantages, and the loss pass goes
 through accelerate's DDP wrapper, which averages the gradients. Whatever decides control flow
 (skipping a minibatch, stopping early, the number of minibatches) is agreed on by all ranks, since
 one rank stepping alone would wait forever in the all-reduce.
+
+With `train.sharding=fsdp2` the policy's weights, gradients and optimiser state are sharded across
+the ranks by torch FSDP2 (`fully_shard`, one unit per decoder layer) for the loss pass. Generation
+and the no-grad passes run inside `full_weights()`, which gathers the whole weights once: each rank
+generates a different number of tokens, and FSDP2's per-forward all-gather would make every rank
+wait on every other's decoding steps (or hang when one rank has finished).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, NoReturn
 
@@ -44,8 +52,14 @@ def check_same_world(state: dict[str, Any], world: int) -> None:
 class Ranks:
     """This process's place among the run's ranks, and the collectives the trainer needs."""
 
-    def __init__(self, device: torch.device):
+    def __init__(self, device: torch.device, sharding: str = "none"):
         self.world, self.rank, self.accelerator = world_size(), 0, None
+        if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+            raise ValueError("accelerate's FSDP settings cannot gather the weights for generation: launch with "
+                             "examples/accelerate/ddp.yaml and set train.sharding=fsdp2")
+        # one process has nothing to shard across
+        self.sharded = sharding == "fsdp2" and self.world > 1
+        self._gathered = False
         if self.world > 1:
             from accelerate import Accelerator
             from accelerate.utils import InitProcessGroupKwargs
@@ -98,6 +112,53 @@ class Ranks:
             self.accelerator.wait_for_everyone()
             torch.distributed.destroy_process_group()
 
-    def wrap(self, module: nn.Module) -> nn.Module:
-        """The module the loss pass runs through (DDP with more than one rank)."""
+    def wrap(self, module: nn.Module, shard: bool = False) -> nn.Module:
+        """The module the loss pass runs through: DDP with more than one rank, or, with `shard` and
+        sharding on, the module itself, sharded in place by FSDP2."""
+        if self.sharded and shard:
+            return self._fully_shard(module)
         return self.accelerator.prepare_model(module, device_placement=False) if self.accelerator is not None else module
+
+    def _fully_shard(self, model: nn.Module) -> nn.Module:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(self.accelerator.device.type, (self.world,))
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        blocks = set(getattr(base, "_no_split_modules", None) or [])  # the decoder layer class(es)
+        for module in model.modules():
+            if type(module).__name__ in blocks:
+                fully_shard(module, mesh=mesh)
+        fully_shard(model, mesh=mesh)  # the rest: embeddings (tied to the head), final norm
+        return model
+
+    @contextlib.contextmanager
+    def full_weights(self, model: nn.Module) -> Iterator[None]:
+        """Whole weights on every rank inside the block (generation, no-grad scoring); with sharding
+        on they are gathered once on entry and freed on exit. Every rank enters together."""
+        if not self.sharded or self._gathered:
+            yield
+            return
+        from torch.distributed.fsdp import FSDPModule
+
+        units = [m for m in model.modules() if isinstance(m, FSDPModule)]
+        for unit in units:
+            unit.unshard()
+        model.set_reshard_after_forward(False)  # forwards inside run on the gathered weights, no collective
+        self._gathered = True
+        try:
+            yield
+        finally:
+            self._gathered = False
+            model.set_reshard_after_forward(True)
+            for unit in units:
+                unit.reshard()
+
+    def full_state_dict(self, module: nn.Module) -> dict[str, torch.Tensor]:
+        """`module`'s whole state dict. Sharded, every rank must call it and the gathered weights land
+        on rank 0's host alone (the other ranks get an empty dict)."""
+        if not self.sharded:
+            return module.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))

@@ -25,7 +25,7 @@ import torch
 from tianshou.data import Batch
 from torch import nn
 
-from idagym.agents.models import save_model, save_policy_settings
+from idagym.agents.models import save_model, save_policy_settings, saves_merged
 from idagym.agents.scoring import next_token_logp
 from idagym.algorithms import functional as F
 from idagym.algorithms.base import ModelOutputs, ValueHead, make_algorithm
@@ -79,7 +79,7 @@ class Trainer:
         self.algo = make_algorithm(cfg.algorithm)
         # the model decides the device; the buffer and the advantages stay on the host
         self.device = next(model.parameters()).device
-        self.ranks = ranks or Ranks(self.device)
+        self.ranks = ranks or Ranks(self.device, cfg.train.sharding)
         # rollouts sampled outside this model (a vLLM server): measure how far their log-probs are
         self.samples_elsewhere = cfg.policy.backend != "hf"
         if min(cfg.train.tasks_per_iteration, len(self.train_tasks)) % self.ranks.world:
@@ -97,8 +97,11 @@ class Trainer:
         self.reference: nn.Module | None = None
         if self.algo.needs_reference and not _is_peft(model):
             self.reference = copy.deepcopy(model).requires_grad_(False)
-        # the loss pass runs through these (DDP wrappers with several ranks); no-grad passes do not
-        self.loss_model = self.ranks.wrap(model)
+        if self.ranks.sharded and saves_merged(model):  # (a value head is refused by the config)
+            raise ValueError("train.sharding=fsdp2 cannot save LoRA on a base that is not a local folder (it is saved "
+                             "merged): give model.name as a folder, or use train.sharding=none")
+        # the loss pass runs through these (DDP wrappers, or the policy sharded in place); no-grad passes do not
+        self.loss_model = self.ranks.wrap(model, shard=True)
         self.loss_critic = self.ranks.wrap(self.critic) if self.critic is not None else None
         self.params = [p for p in model.parameters() if p.requires_grad]
         groups: list[dict[str, Any]] = [{"params": self.params}]
@@ -167,12 +170,13 @@ class Trainer:
         and each rank's loss is weighted by its share of what the loss averages over (tokens or
         trajectories), so the averaged gradient is that of the ranks' minibatches taken together.
         """
-        prepared = self._prepare(RolloutBuffer(trajectories).to_batch(self.pad_token_id)) if trajectories else None
-        batch = self.algo.compute_advantages(prepared) if prepared is not None else Batch()
+        with self.ranks.full_weights(self.model):  # every rank enters, with trajectories or without
+            prepared = self._prepare(RolloutBuffer(trajectories).to_batch(self.pad_token_id)) if trajectories else None
+            batch = self.algo.compute_advantages(prepared) if prepared is not None else Batch()
+            counts = {"steps": 0, "skipped_steps": 0, "trained_trajectories": int(self.ranks.reduce(len(batch), "sum"))}
+            if self.samples_elsewhere or self.cfg.algorithm.tis_cap is not None:
+                counts.update(self._correct_offpolicy(batch))
         stats: dict[str, list[float]] = defaultdict(list)
-        counts = {"steps": 0, "skipped_steps": 0, "trained_trajectories": int(self.ranks.reduce(len(batch), "sum"))}
-        if self.samples_elsewhere or self.cfg.algorithm.tis_cap is not None:
-            counts.update(self._correct_offpolicy(batch))
         if self.critic is not None:  # every rank reduces, whether or not it has trajectories
             ev = float(F.explained_variance(batch.old_values, batch.returns, batch.loss_mask)) if len(batch) else math.nan
             counts["explained_variance"] = self.ranks.reduce(ev, "nanmean")
@@ -277,14 +281,16 @@ class Trainer:
         cache, key = None, None
         if tcfg.eval_cache:
             cache = EvalCache()
-            key = cache.key(model=model_fingerprint(self.model), policy=dataclasses.asdict(self.cfg.policy), world=self.ranks.world,
+            key = cache.key(model=model_fingerprint(self.ranks.full_state_dict(self.model)), policy=dataclasses.asdict(self.cfg.policy), world=self.ranks.world,
                             env=tcfg.env, env_kwargs=dict(self.cfg.collector.env_kwargs), data=self.data_id,
                             split=tcfg.eval_split, tasks=tasks, episodes=tcfg.eval_episodes_per_task, seed=seed,
                             num_envs=self.cfg.collector.num_envs)
         measured = self.ranks.broadcast(cache.get(key) if cache is not None and key is not None else None)
         if measured is None:
             t0 = time.time()
-            trajs = self.ranks.gather(self.collector.collect(self.ranks.shard(tasks), tcfg.eval_episodes_per_task, seed))
+            with self.ranks.full_weights(self.model):
+                trajs = self.collector.collect(self.ranks.shard(tasks), tcfg.eval_episodes_per_task, seed)
+            trajs = self.ranks.gather(trajs)
             report = summarize(trajs, difficulty_fn=self.difficulty_fn)
             measured = {"split": tcfg.eval_split, "episodes": len(trajs),
                         "success_rate": float(np.mean([t.success for t in trajs])),
@@ -309,40 +315,67 @@ class Trainer:
 
     # ---- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        trainable = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+        """What a resumed run needs. Sharded, every rank calls it and rank 0's is complete."""
+        names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        weights = self.ranks.full_state_dict(self.model)
         return {
             "next_iteration": self.iteration,
-            "trainable": trainable,
+            "trainable": {n: weights[n].detach().clone() for n in names if n in weights},
             "critic": self.critic.state_dict() if self.critic is not None else None,
             # a full-weights reference is the *initial* policy: a resumed run must not re-copy it
             "reference": self.reference.state_dict() if self.reference is not None else None,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self._optimizer_state(),
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
             "config": to_yaml(self.cfg),
             "world_size": self.ranks.world,
+            "sharded": self.ranks.sharded,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         check_same_world(state, self.ranks.world)
+        if bool(state.get("sharded", False)) != self.ranks.sharded:
+            raise ValueError(f"this run was trained with train.sharding={'fsdp2' if state.get('sharded') else 'none'}: "
+                             "resume it with that")
         named = dict(self.model.named_parameters())
-        with torch.no_grad():
-            for name, value in state["trainable"].items():
-                named[name].copy_(value)
+        if self.ranks.sharded:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+            set_model_state_dict(self.model, state["trainable"], options=StateDictOptions(full_state_dict=True, strict=False))
+        else:
+            with torch.no_grad():
+                for name, value in state["trainable"].items():
+                    named[name].copy_(value)
         if self.critic is not None and state.get("critic") is not None:
             self.critic.load_state_dict(state["critic"])
         if self.reference is not None and state.get("reference") is not None:
             self.reference.load_state_dict(state["reference"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ranks.sharded:
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+            set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
         random.setstate(state["rng"]["python"])
         np.random.set_state(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
         self.iteration = int(state["next_iteration"])
         self._hand_over_weights()
 
+    def _optimizer_state(self) -> dict[str, Any]:
+        if not self.ranks.sharded:
+            return self.optimizer.state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        return get_optimizer_state_dict(self.model, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
     def save_model(self, folder: Any) -> None:
         """The trained model for later use: the LoRA adapter, or all weights (plus the value head), and
-        the policy settings and env it was trained with, so that `idagym eval` runs it as trained."""
-        save_model(self.model, self.collector.policy.tokenizer, folder)
+        the policy settings and env it was trained with, so that `idagym eval` runs it as trained.
+        Every rank calls it (sharded weights are gathered); rank 0 writes."""
+        weights = self.ranks.full_state_dict(self.model) if self.ranks.sharded else None
+        if not self.ranks.is_main:
+            return
+        save_model(self.model, self.collector.policy.tokenizer, folder, state_dict=weights)
         # the settings that decide the samples; a server address is the run's, not the policy's
         policy = {k: v for k, v in dataclasses.asdict(self.cfg.policy).items() if k != "vllm_url"}
         save_policy_settings(folder, policy, self.cfg.train.env, dict(self.cfg.collector.env_kwargs), dtype=self.cfg.model.dtype)
@@ -364,8 +397,10 @@ class Trainer:
             if tcfg.eval_every and (it + 1) % tcfg.eval_every == 0 and it + 1 < total:
                 self.evaluate(it + 1, "during")
             self.iteration = it + 1
-            if self.run is not None and ((it + 1) % tcfg.save_every == 0 or it + 1 == total):
-                self.run.save_checkpoint(self.state_dict())
+            if (it + 1) % tcfg.save_every == 0 or it + 1 == total:
+                state = self.state_dict() if self.run is not None or self.ranks.sharded else None  # sharded: a collective
+                if self.run is not None:
+                    self.run.save_checkpoint(state)
         after = self.evaluate(total, "after")
         if self.run is not None:
             self.run.plot()
@@ -391,7 +426,8 @@ class Trainer:
         tasks = self._iteration_tasks(it)
         t0 = time.time()
         # each rank collects whole groups: its share of the tasks, all K rollouts of each
-        trajs = self.train_source.collect(self.ranks.shard(tasks), self.cfg.collector.group_size, _seed_for(tcfg.seed, it, 0))
+        with self.ranks.full_weights(self.model):
+            trajs = self.train_source.collect(self.ranks.shard(tasks), self.cfg.collector.group_size, _seed_for(tcfg.seed, it, 0))
         t_collect = time.time() - t0
         for traj in trajs:
             traj.info["iteration"] = it

@@ -130,6 +130,10 @@ class TrainConfig:
     device: str = "auto"
     """Where the model, generation, the trainer and the critic run: auto (CUDA when present), cpu,
     cuda or cuda:N. Weights are in model.dtype; log-softmax, ratios and losses are computed in fp32."""
+    sharding: str = "none"
+    """How several ranks hold the policy: none (each a whole copy; DDP averages the gradients) or
+    fsdp2 (torch FSDP2: weights, gradients and optimiser state sharded for the loss pass; generation
+    and no-grad scoring gather the whole weights). One process ignores it."""
 
 
 @dataclass
@@ -150,6 +154,7 @@ CHOICES = {
     "policy.backend": ("hf", "vllm"),
     "model.dtype": ("float32", "bfloat16", "float16"),
     "train.task_order": ("random", "epochs"),
+    "train.sharding": ("none", "fsdp2"),
 }
 POSITIVE = ["train.iterations", "train.tasks_per_iteration", "train.minibatch_size", "train.lr",
             "collector.group_size", "collector.num_envs", "policy.max_new_tokens", "policy.temperature",
@@ -227,6 +232,12 @@ def validate(cfg: Config) -> None:
     if cfg.policy.backend == "vllm" and not cfg.model.lora:
         raise ConfigError("policy.backend=vllm hands the trainer's weights to the server as LoRA adapters: "
                           "set model.lora=true (full weights are not handed over)")
+    if cfg.train.sharding == "fsdp2" and ALGORITHMS[cfg.algorithm.name].needs_critic:
+        raise ConfigError(f"train.sharding=fsdp2 shards the policy alone, not {cfg.algorithm.name}'s value head: "
+                          "use train.sharding=none")
+    if cfg.train.sharding == "fsdp2" and cfg.policy.backend == "vllm":
+        raise ConfigError("train.sharding=fsdp2 with policy.backend=vllm is not supported yet: the adapter handed to "
+                          "the server would have to be gathered first; use train.sharding=none")
     if cfg.policy.top_p < 1:
         raise ConfigError(f"policy.top_p={cfg.policy.top_p} cannot be trained with: behaviour log-probs are of the "
                           "untruncated distribution; use top_p=1 (and a lower temperature) for training")

@@ -12,7 +12,7 @@ import json
 import math
 import os
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -163,10 +163,11 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """A hash of every weight and buffer: equal for equal models, whether trained here or loaded."""
+def model_fingerprint(state: Mapping[str, torch.Tensor]) -> str:
+    """A hash of a model's state dict (every weight and buffer): equal for equal models, whether
+    trained here or loaded."""
     digest = hashlib.blake2b(digest_size=16)
-    for name, tensor in model.state_dict().items():
+    for name, tensor in state.items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

@@ -58,10 +58,10 @@ def test_fingerprint_follows_the_weights_and_a_torn_entry_is_a_miss(tmp_path):
     model = torch.nn.Linear(3, 2)
     same = torch.nn.Linear(3, 2)
     same.load_state_dict(model.state_dict())
-    assert model_fingerprint(model) == model_fingerprint(same)
+    assert model_fingerprint(model.state_dict()) == model_fingerprint(same.state_dict())
     with torch.no_grad():
         same.bias[0] += 1e-6
-    assert model_fingerprint(model) != model_fingerprint(same)
+    assert model_fingerprint(model.state_dict()) != model_fingerprint(same.state_dict())
     cache = EvalCache(tmp_path)
     key = cache.key(model="m", seed=1)
     assert cache.get(key) is None

@@ -1,11 +1,14 @@
 """One LOOP update on fixed trajectories, in one process or as a rank of `accelerate launch`;
 rank 0 saves the updated weights and the step's (clipped) gradients to argv[1]. Each rank trains on
 its own whole groups (rank r: groups r, r + 2). argv[2]: 'mixed' (the ranks' trajectories generate
-different numbers of tokens) or 'idle' (rank 1's groups are all ties: it has nothing to learn)."""
+different numbers of tokens), 'idle' (rank 1's groups are all ties: it has nothing to learn) or
+'lora' (as mixed, on SmolLM2-135M with a LoRA adapter);
+argv[3] (optional): train.sharding, none or fsdp2."""
 
 import sys
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from idagym.agents.models import load_model_and_tokenizer
 from idagym.algorithms.ranks import Ranks, end_rank_process
@@ -18,31 +21,41 @@ SHORT = ([0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0], [-1, -1, -1, 0, 0, -1, -1, 1, 1, -1,
 LONG = ([0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1], [-1, -1, -1, 0, 0, -1, -1, 1, 1, 1, 1])
 GROUPS = [0, 0, 1, 1, 2, 2, 3, 3]
 REWARDS = {"mixed": [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.5, 0.0], "idle": [1.0, 0.0, 1.0, 1.0, 0.0, 0.5, 0.0, 0.0]}
+REWARDS["lora"] = REWARDS["mixed"]
+MODEL = {"lora": ["model.name=smollm2-135m", "model.lora=true"]}
 
 
-def main(out: str, mode: str) -> None:
+def full(tensor: torch.Tensor) -> torch.Tensor:
+    """The whole tensor, gathered from the ranks' shards when FSDP2 holds it (every rank calls this)."""
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
+def main(out: str, mode: str, sharding: str) -> None:
     torch.set_num_threads(1)
-    cfg = load_config(None, ["model.name=tiny", "model.lora=false", "train.env=idagym/Lookup-v0", "train.lr=1e-2", "train.epochs=1",
-                             "train.minibatch_size=8", "train.tasks_per_iteration=4", "train.progress=false"])
+    model = MODEL.get(mode, ["model.name=tiny", "model.lora=false"])
+    cfg = load_config(None, model + ["train.env=idagym/Lookup-v0", "train.lr=1e-2", "train.epochs=1", "train.minibatch_size=8",
+                                     "train.tasks_per_iteration=4", "train.progress=false", f"train.sharding={sharding}"])
     model, _ = load_model_and_tokenizer(cfg.model)
-    ranks = Ranks(torch.device("cpu"))
+    ranks = Ranks(torch.device("cpu"), sharding)
     trainer = Trainer(cfg, model, collector=None, train_tasks=[f"t{g}" for g in sorted(set(GROUPS))], ranks=ranks)
     ids = torch.randint(3, 250, (len(GROUPS), len(SHORT[0])), generator=torch.Generator().manual_seed(0))
     trajs = []
     for i, (r, g) in enumerate(zip(REWARDS[mode], GROUPS, strict=True)):
-        mask, turns = LONG if g % 2 and mode == "mixed" else SHORT
+        mask, turns = LONG if g % 2 and mode != "idle" else SHORT
         trajs.append(Trajectory(task_id=f"t{g}", group_id=g, input_ids=ids[i].tolist(), loss_mask=list(mask),
                                 logprobs=[-5.0 * m for m in mask], turn_index=list(turns),
                                 turns=[Turn("o"), Turn("o")], reward=r, terminated=True))
     mine = [t for t in trajs if t.group_id in ranks.shard(sorted(set(GROUPS)))]
     metrics = trainer.update(mine)
     assert metrics["steps"] == 1, metrics
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert all(isinstance(p, DTensor) for _, p in trained) == (sharding == "fsdp2"), "sharded as asked"
+    weights, grads = {n: full(p.detach()) for n, p in trained}, {n: full(p.grad) for n, p in trained}
     if ranks.is_main:
-        trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        torch.save({"weights": {n: p.detach() for n, p in trained}, "grads": {n: p.grad for n, p in trained}}, out)
+        torch.save({"weights": weights, "grads": grads}, out)
     ranks.close()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "none")
     end_rank_process(0)
