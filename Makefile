@@ -34,7 +34,7 @@ lint: setup
 
 # the quick benchmarks; benchmarks/appworld_learning.py (about 3 hours) runs on its own
 bench: setup
-	for b in env_bench rollout_bench memory_bench; do $(BIN)/python benchmarks/$$b.py || exit 1; done
+	for b in env_bench rollout_bench memory_bench sharding_memory; do $(BIN)/python benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs
