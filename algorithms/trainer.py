@@ -281,7 +281,8 @@ class Trainer:
         cache, key = None, None
         if tcfg.eval_cache:
             cache = EvalCache()
-            key = cache.key(model=model_fingerprint(self.ranks.full_state_dict(self.model)), policy=dataclasses.asdict(self.cfg.policy), world=self.ranks.world,
+            weights = model_fingerprint(self.ranks.full_state_dict(self.model))
+            key = cache.key(model=weights, policy=dataclasses.asdict(self.cfg.policy), world=self.ranks.world,
                             env=tcfg.env, env_kwargs=dict(self.cfg.collector.env_kwargs), data=self.data_id,
                             split=tcfg.eval_split, tasks=tasks, episodes=tcfg.eval_episodes_per_task, seed=seed,
                             num_envs=self.cfg.collector.num_envs)
@@ -336,12 +337,12 @@ class Trainer:
         if bool(state.get("sharded", False)) != self.ranks.sharded:
             raise ValueError(f"this run was trained with train.sharding={'fsdp2' if state.get('sharded') else 'none'}: "
                              "resume it with that")
-        named = dict(self.model.named_parameters())
         if self.ranks.sharded:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 
             set_model_state_dict(self.model, state["trainable"], options=StateDictOptions(full_state_dict=True, strict=False))
         else:
+            named = dict(self.model.named_parameters())
             with torch.no_grad():
                 for name, value in state["trainable"].items():
                     named[name].copy_(value)
