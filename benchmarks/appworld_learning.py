@@ -7,13 +7,15 @@ the same number of trajectories: an RL arm `iterations x tasks x K` rollouts, th
 many demonstrations. After training, dev is scored by the trainer's own evaluation and challenge by
 `idagym eval` on the saved model (evaluated as trained). The table gives, per arm, the mean over
 seeds and a 95% t-interval across seeds; it and a plot land in the output folder. Every arm and
-seed is its own run folder, so a killed benchmark continues where it stopped when started again.
+seed is its own run folder, so a killed benchmark continues where it stopped when started again;
+the table is rewritten after every arm and seed, and `--report` writes it from the folders alone.
 Not in CI: on 2 cores each arm and seed takes 8-13 minutes for sft (three 42-task evaluations: dev
 before and after, challenge after; the policy seed is part of the evaluation settings, so "before"
 is measured per seed), more for the RL arms: about 3 hours in all, plus, without `--warm-start`,
 the 25-minute warm start.
 
     python benchmarks/appworld_learning.py [--out runs/appworld-learning] [--seeds 3] [--iterations 2]
+    python benchmarks/appworld_learning.py --report        # the table of what has finished
 """
 
 from __future__ import annotations
@@ -42,26 +44,44 @@ def arm_overrides(arm: str, warm_start: Path, seed: int, iterations: int, tasks:
                      f"train.tasks_per_iteration={tasks}", f"collector.group_size={group}"]
 
 
-def train_arm(folder: Path, overrides: list[str]) -> dict:
-    """Train one arm in `folder` (resuming it if it was started); its dev evaluation after training."""
+def train_arm(folder: Path, overrides: list[str]) -> None:
+    """Train one arm in `folder` (resuming it if it was started), evaluated on dev before and after."""
     from idagym.algorithms.cli import run_training
 
     cfg = load_config(None, overrides + [f"train.run_dir={folder}"])
     run = Run(folder)
-    done = {e["phase"]: e for e in run.evals()}
-    if "after" not in done or not (folder / "model").is_dir():
+    if not finished(folder, "after") or not (folder / "model").is_dir():
         run_training(cfg, run, resume=run.checkpoint_path.exists() or run.metrics_path.exists())
-        done = {e["phase"]: e for e in run.evals()}
-    return done["after"]
 
 
-def challenge(folder: Path, limit: int, num_envs: int) -> dict:
+def finished(folder: Path, phase: str) -> dict | None:
+    """The dev evaluation of `phase` ('before' or 'after') that `folder`'s run logged, if any."""
+    done = {e["phase"]: e for e in Run(folder).evals()} if (folder / "eval.jsonl").exists() else {}
+    return done.get(phase)
+
+
+def challenge(folder: Path, limit: int, num_envs: int) -> None:
     out = folder / "challenge.json"
     if not out.exists():
         cmd = [sys.executable, "-m", "idagym.cli", "eval", "--agent", str(folder / "model"), "--split", "challenge",
                "--limit", str(limit), "--num-envs", str(num_envs), "--out", str(out), "--no-progress"]
         subprocess.run(cmd, check=True)
-    return json.loads(out.read_text())
+
+
+def collect_results(out: Path, arms: list[str], seeds: int) -> dict[str, list[dict]]:
+    """Per arm, one row per seed whose training and both evaluations are done (read from its folder)."""
+    results: dict[str, list[dict]] = {}
+    for arm in arms:
+        for seed in range(seeds):
+            folder = out / f"{arm}-seed{seed}"
+            before, after = finished(folder, "before"), finished(folder, "after")
+            if before is None or after is None or not (folder / "challenge.json").exists():
+                continue
+            chal = json.loads((folder / "challenge.json").read_text())
+            results.setdefault(arm, []).append({"seed": seed, "dev_tgc_before": before["tgc"], "dev_tgc": after["tgc"],
+                                                "dev_sgc": after["sgc"], "challenge_tgc": chal["tgc"],
+                                                "challenge_sgc": chal["sgc"]})
+    return results
 
 
 def mean_ci(values: list[float]) -> str:
@@ -70,6 +90,22 @@ def mean_ci(values: list[float]) -> str:
         return f"{100 * mean:.1f}"
     half = T95.get(len(values) - 1, 1.96) * statistics.stdev(values) / len(values) ** 0.5
     return f"{100 * mean:.1f} [{100 * max(0.0, mean - half):.1f}-{100 * min(1.0, mean + half):.1f}]"
+
+
+def write_report(out: Path, results: dict[str, list[dict]]) -> str:
+    """table.md, results.json and learning.png from the finished arms and seeds; returns the table."""
+    keys = ("dev_tgc_before", "dev_tgc", "dev_sgc", "challenge_tgc", "challenge_sgc")
+    lines = ["| arm | seeds | dev TGC before | dev TGC after | dev SGC after | challenge TGC | challenge SGC |",
+             "|---|---|---|---|---|---|---|"]
+    for arm, rows in results.items():
+        cells = [mean_ci([r[k] for r in rows]) for k in keys]
+        lines.append(f"| {arm} | {len(rows)} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n\nPercent; mean over seeds [95% t-interval across seeds]; 42 dev and 42 challenge tasks.\n"
+    (out / "table.md").write_text(table)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    if results:
+        plot(out, results)
+    return table
 
 
 def main() -> None:
@@ -82,9 +118,14 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=3, help="tasks per iteration")
     parser.add_argument("--group", type=int, default=4, help="K rollouts per task")
     parser.add_argument("--challenge-tasks", type=int, default=42)
+    parser.add_argument("--report", action="store_true", help="only write the table of the arms and seeds done so far")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    arms = args.arms.split(",")
+    if args.report:
+        print(write_report(out, collect_results(out, arms, args.seeds)))
+        return
     from idagym.agents.models import _load_tokenizer, smollm2_folder
     from idagym.appworld.tasks import suite_root
 
@@ -94,25 +135,14 @@ def main() -> None:
     if not args.warm_start:
         train_arm(out / "warm_start", base + STAGES["warm_start"])
     num_envs = int(load_config(None, base).collector.num_envs)
-    results: dict[str, list[dict]] = {}
-    for arm in args.arms.split(","):
+    for arm in arms:
         for seed in range(args.seeds):
             folder = out / f"{arm}-seed{seed}"
             print(f"== {arm}, seed {seed}: {folder}", flush=True)
-            dev = train_arm(folder, base + arm_overrides(arm, warm, seed, args.iterations, args.tasks, args.group))
-            chal = challenge(folder, args.challenge_tasks, num_envs)
-            results.setdefault(arm, []).append({"dev_tgc": dev["tgc"], "dev_sgc": dev["sgc"],
-                                                "challenge_tgc": chal["tgc"], "challenge_sgc": chal["sgc"]})
-    lines = [f"| arm ({args.seeds} seeds; mean [95% CI]) | dev TGC | dev SGC | challenge TGC | challenge SGC |",
-             "|---|---|---|---|---|"]
-    for arm, rows in results.items():
-        cells = [mean_ci([r[k] for r in rows]) for k in ("dev_tgc", "dev_sgc", "challenge_tgc", "challenge_sgc")]
-        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    (out / "table.md").write_text(table + "\n")
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    plot(out, results)
-    print(table)
+            train_arm(folder, base + arm_overrides(arm, warm, seed, args.iterations, args.tasks, args.group))
+            challenge(folder, args.challenge_tasks, num_envs)
+            write_report(out, collect_results(out, arms, args.seeds))  # a killed run keeps its table so far
+    print(write_report(out, collect_results(out, arms, args.seeds)))
     print(f"\n{out}/table.md, results.json, learning.png")
 
 
