@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import subprocess
 import sys
@@ -45,13 +46,23 @@ def arm_overrides(arm: str, warm_start: Path, seed: int, iterations: int, tasks:
 
 
 def train_arm(folder: Path, overrides: list[str]) -> None:
-    """Train one arm in `folder` (resuming it if it was started), evaluated on dev before and after."""
+    """Train one arm in `folder` (resuming it if it was started), evaluated on dev before and after,
+    in a process of its own: the memory a training leaves behind goes with it."""
+    if finished(folder, "after") and (folder / "model").is_dir():
+        return
+    child = multiprocessing.get_context("spawn").Process(target=_train, args=(folder, overrides))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"training {folder} failed (exit code {child.exitcode}): run the benchmark again to continue")
+
+
+def _train(folder: Path, overrides: list[str]) -> None:
     from idagym.algorithms.cli import run_training
 
     cfg = load_config(None, overrides + [f"train.run_dir={folder}"])
     run = Run(folder)
-    if not finished(folder, "after") or not (folder / "model").is_dir():
-        run_training(cfg, run, resume=run.checkpoint_path.exists() or run.metrics_path.exists())
+    run_training(cfg, run, resume=run.checkpoint_path.exists() or run.metrics_path.exists())
 
 
 def finished(folder: Path, phase: str) -> dict | None:
