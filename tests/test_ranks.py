@@ -21,10 +21,11 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "IDAGYM_COLLECTIVE_TIMEOUT_S": "60"
 
 
 @pytest.mark.parametrize(("mode", "sharding"), [("mixed", "none"), ("idle", "none"), ("mixed", "fsdp2"), ("idle", "fsdp2"),
-                                              ("lora", "fsdp2")])
+                                              ("lora", "fsdp2"), ("checkpointed", "fsdp2")])
 def test_two_ranks_with_half_the_batch_each_make_the_update_of_one_rank_with_all_of_it(tmp_path, mode, sharding):
     # mixed: the ranks' trajectories generate different numbers of tokens; idle: one rank has nothing to learn;
-    # lora: SmolLM2-135M with an adapter. fsdp2: the two ranks hold the weights sharded (the script checks it)
+    # lora: SmolLM2-135M with an adapter; checkpointed: activations recomputed in the backward pass.
+    # fsdp2: the two ranks hold the weights sharded (the script checks it)
     script = str(ROOT / "tests" / "scripts" / "one_update.py")
     subprocess.run([sys.executable, script, str(tmp_path / "one.pt"), mode], check=True, env=ENV, timeout=300)
     subprocess.run([*LAUNCH, "--num_processes", "2", script, str(tmp_path / "two.pt"), mode, sharding], check=True, env=ENV,

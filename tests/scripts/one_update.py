@@ -1,8 +1,9 @@
 """One LOOP update on fixed trajectories, in one process or as a rank of `accelerate launch`;
 rank 0 saves the updated weights and the step's (clipped) gradients to argv[1]. Each rank trains on
 its own whole groups (rank r: groups r, r + 2). argv[2]: 'mixed' (the ranks' trajectories generate
-different numbers of tokens), 'idle' (rank 1's groups are all ties: it has nothing to learn) or
-'lora' (as mixed, on SmolLM2-135M with a LoRA adapter);
+different numbers of tokens), 'idle' (rank 1's groups are all ties: it has nothing to learn),
+'lora' (as mixed, on SmolLM2-135M with a LoRA adapter) or 'checkpointed' (as mixed, with activation
+checkpointing);
 argv[3] (optional): train.sharding, none or fsdp2."""
 
 import sys
@@ -21,8 +22,9 @@ SHORT = ([0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0], [-1, -1, -1, 0, 0, -1, -1, 1, 1, -1,
 LONG = ([0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1], [-1, -1, -1, 0, 0, -1, -1, 1, 1, 1, 1])
 GROUPS = [0, 0, 1, 1, 2, 2, 3, 3]
 REWARDS = {"mixed": [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.5, 0.0], "idle": [1.0, 0.0, 1.0, 1.0, 0.0, 0.5, 0.0, 0.0]}
-REWARDS["lora"] = REWARDS["mixed"]
-MODEL = {"lora": ["model.name=smollm2-135m", "model.lora=true"]}
+REWARDS["lora"] = REWARDS["checkpointed"] = REWARDS["mixed"]
+MODEL = {"lora": ["model.name=smollm2-135m", "model.lora=true"],
+         "checkpointed": ["model.name=tiny", "model.lora=false", "model.gradient_checkpointing=true"]}
 
 
 def full(tensor: torch.Tensor) -> torch.Tensor:
