@@ -89,7 +89,8 @@ def collect_results(out: Path, arms: list[str], seeds: int) -> dict[str, list[di
             if before is None or after is None or not (folder / "challenge.json").exists():
                 continue
             chal = json.loads((folder / "challenge.json").read_text())
-            results.setdefault(arm, []).append({"seed": seed, "dev_tgc_before": before["tgc"], "dev_tgc": after["tgc"],
+            steps = sum(int(r.get("steps", 0)) for r in Run(folder).metrics())  # 0: every group was a tie
+            results.setdefault(arm, []).append({"seed": seed, "steps": steps, "dev_tgc_before": before["tgc"], "dev_tgc": after["tgc"],
                                                 "dev_sgc": after["sgc"], "challenge_tgc": chal["tgc"],
                                                 "challenge_sgc": chal["sgc"]})
     return results
@@ -106,11 +107,12 @@ def mean_ci(values: list[float]) -> str:
 def write_report(out: Path, results: dict[str, list[dict]]) -> str:
     """table.md, results.json and learning.png from the finished arms and seeds; returns the table."""
     keys = ("dev_tgc_before", "dev_tgc", "dev_sgc", "challenge_tgc", "challenge_sgc")
-    lines = ["| arm | seeds | dev TGC before | dev TGC after | dev SGC after | challenge TGC | challenge SGC |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| arm | seeds | optimiser steps per seed | dev TGC before | dev TGC after | dev SGC after | challenge TGC "
+             "| challenge SGC |", "|---|---|---|---|---|---|---|---|"]
     for arm, rows in results.items():
         cells = [mean_ci([r[k] for r in rows]) for k in keys]
-        lines.append(f"| {arm} | {len(rows)} | " + " | ".join(cells) + " |")
+        steps = ", ".join(str(r["steps"]) for r in rows)
+        lines.append(f"| {arm} | {len(rows)} | {steps} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n\nPercent; mean over seeds [95% t-interval across seeds]; 42 dev and 42 challenge tasks.\n"
     (out / "table.md").write_text(table)
     (out / "results.json").write_text(json.dumps(results, indent=2))
