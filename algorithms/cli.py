@@ -107,9 +107,8 @@ def launch_ranks(n: int, cfg: Any, run: Any, path: str | None, overrides: list[s
     """Start `n` ranks of this training with accelerate launch and wait; a failed rank is one line."""
     import subprocess
 
-    from idagym.algorithms.ranks import check_same_world
+    from idagym.algorithms.ranks import check_same_world, launch_command
     from idagym.config import check_world_size
-    from idagym.net import free_port
 
     check_world_size(cfg, n)
     state = run.load_checkpoint() if resume else None
@@ -119,10 +118,7 @@ def launch_ranks(n: int, cfg: Any, run: Any, path: str | None, overrides: list[s
         overrides = [o for o in overrides if o.split("=", 1)[0] not in ("run_dir", "train.run_dir")]
         overrides.append(f"train.run_dir={run.root}")
     items = ([path] if path and not resume else []) + overrides + (["--resume", str(run.root)] if resume else [])
-    # a free rendezvous port, so that two runs on one machine do not collide
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
-               "--num_processes", str(n), "--main_process_port", str(free_port()),
-               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "idagym.cli", "train", *items]
+    command = [*launch_command(n), "-m", "idagym.cli", "train", *items]
     code = subprocess.run(command).returncode
     if code != 0:
         print(f"idagym train: error: a rank failed (exit code {code}); what was written is kept: continue with  "

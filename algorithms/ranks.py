@@ -34,6 +34,16 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def launch_command(n: int) -> list[str]:
+    """`accelerate launch` of `n` ranks on this machine, up to the program to run; a free rendezvous
+    port, so that two runs on one machine do not collide."""
+    from idagym.net import free_port
+
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
+            "--num_processes", str(n), "--main_process_port", str(free_port()),
+            "--mixed_precision", "no", "--dynamo_backend", "no"]
+
+
 def end_rank_process(code: int) -> NoReturn:
     """A rank's last step: exit without interpreter teardown, which can deadlock (destroying the
     gloo process group joins its worker thread while holding the GIL that thread is waiting for)."""

@@ -67,6 +67,8 @@ def rank_job(sharding: str, hidden: int, layers: int) -> None:
 
 
 def main() -> int:
+    from idagym.algorithms.ranks import launch_command
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden-size", type=int, default=576)
     parser.add_argument("--layers", type=int, default=30)
@@ -76,9 +78,7 @@ def main() -> int:
         rank_job(args.rank_job, args.hidden_size, args.layers)
     results = {}
     for sharding in ("none", "fsdp2"):
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
-               "--num_processes", "2", "--mixed_precision", "no", "--dynamo_backend", "no", __file__,
-               "--hidden-size", str(args.hidden_size), "--layers", str(args.layers), "--rank-job", sharding]
+        cmd = [*launch_command(2), __file__, "--hidden-size", str(args.hidden_size), "--layers", str(args.layers), "--rank-job", sharding]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         row = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))
         results[sharding] = row["ranks"]
