@@ -45,6 +45,12 @@ class Algorithm(ABC):
         self.clip_low, self.clip_high = F.clip_bounds(cfg.clip_eps, cfg.clip_mode)
 
     @property
+    def whitens_advantages(self) -> bool:
+        """Whether the trainer normalises the advantages to mean 0 / std 1 over all the iteration's
+        generated tokens (every rank's: statistics of the whole batch, as in one process)."""
+        return False
+
+    @property
     def needs_reference(self) -> bool:
         """Whether the trainer must fill batch.ref_logprobs (log-probs under the initial policy)."""
         return False

@@ -8,6 +8,7 @@ Shapes: per-trajectory tensors are [N]; per-token tensors are [N, T] aligned lik
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -103,10 +104,13 @@ def seq_mean_then_batch_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     return (masked_mean(x, mask, dim=1) * has).sum() / has.sum().clamp(min=1)
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """(x - mean) / std over the masked positions, 0 off-mask (PPO's advantage whitening)."""
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8,
+                  total: Callable[[torch.Tensor], torch.Tensor] = lambda s: s) -> torch.Tensor:
+    """(x - mean) / std over the masked positions, 0 off-mask (PPO's advantage whitening). `total`
+    sums a scalar over the ranks, so that mean and std are those of every rank's positions."""
+    count = total(mask.sum()).clamp(min=1)
+    mean = total((x * mask).sum()) / count
+    var = total((((x - mean) ** 2) * mask).sum()) / count
     return (x - mean) / (var.sqrt() + eps) * mask
 
 

@@ -1,7 +1,7 @@
 """PPO with a learned critic (the paper's baseline): value head on the last hidden state, GAE.
 
   r_T = R (reward on the last generated token), 0 elsewhere
-  A_t = GAE(gamma, lambda) over generated tokens;  G_t = A_t + V_old(s_t)
+  A_t = GAE(gamma, lambda) over generated tokens;  G_t = A_t + V_old(s_t);  A_t whitened over the batch
   L   = - mean_t min(r_t A_t, clip(r_t) A_t)  +  c_v * mean_t 1/2 max((V - G)^2, (V_old + clip(V - V_old, +-eps_v) - G)^2)
 """
 
@@ -21,9 +21,12 @@ class PPO(Algorithm):
 
     def compute_advantages(self, batch: Batch) -> Batch:
         rewards = F.last_token_rewards(batch.reward, batch.loss_mask)
-        adv, batch.returns = F.gae(rewards, batch.old_values, batch.loss_mask, self.cfg.gamma, self.cfg.lam)
-        batch.advantages = F.masked_whiten(adv, batch.loss_mask) if self.cfg.whiten_advantages else adv
+        batch.advantages, batch.returns = F.gae(rewards, batch.old_values, batch.loss_mask, self.cfg.gamma, self.cfg.lam)
         return batch
+
+    @property
+    def whitens_advantages(self) -> bool:
+        return self.cfg.whiten_advantages
 
     def loss(self, out: ModelOutputs, mb: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         ratio = self.ratio(out, mb)

@@ -154,14 +154,14 @@ class Ranks:
         units = [m for m in model.modules() if isinstance(m, FSDPModule)]
         for unit in units:
             unit.unshard()
-        model.set_reshard_after_forward(False)  # forwards inside run on the gathered weights, no collective
+            unit.set_reshard_after_forward(False, recurse=False)  # forwards inside use the gathered weights
         self._gathered = True
         try:
             yield
         finally:
             self._gathered = False
-            model.set_reshard_after_forward(True)
             for unit in units:
+                unit.set_reshard_after_forward(True, recurse=False)
                 unit.reshard()
 
     def full_state_dict(self, module: nn.Module) -> dict[str, torch.Tensor]:
@@ -172,3 +172,12 @@ class Ranks:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+    def load_full_state_dict(self, module: nn.Module, weights: dict[str, torch.Tensor], strict: bool = True) -> None:
+        """Load a whole state dict (as `full_state_dict` gives) into `module`, sharded or not."""
+        if not self.sharded:
+            module.load_state_dict(weights, strict=strict)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        set_model_state_dict(module, weights, options=StateDictOptions(full_state_dict=True, strict=strict))

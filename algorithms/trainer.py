@@ -97,12 +97,14 @@ class Trainer:
         self.reference: nn.Module | None = None
         if self.algo.needs_reference and not _is_peft(model):
             self.reference = copy.deepcopy(model).requires_grad_(False)
-        if self.ranks.sharded and saves_merged(model):  # (a value head is refused by the config)
+        if self.ranks.sharded and saves_merged(model):
             raise ValueError("train.sharding=fsdp2 cannot save LoRA on a base that is not a local folder (it is saved "
                              "merged): give model.name as a folder, or use train.sharding=none")
         # the loss pass runs through these (DDP wrappers, or the policy sharded in place); no-grad passes do not
         self.loss_model = self.ranks.wrap(model, shard=True)
-        self.loss_critic = self.ranks.wrap(self.critic) if self.critic is not None else None
+        self.loss_critic = self.ranks.wrap(self.critic, shard=True) if self.critic is not None else None
+        # what the optimiser trains, as one module: gathered together, checkpointed together
+        self.trained = nn.ModuleDict({"policy": model, **({"critic": self.critic} if self.critic is not None else {})})
         self.params = [p for p in model.parameters() if p.requires_grad]
         groups: list[dict[str, Any]] = [{"params": self.params}]
         if self.critic is not None:
@@ -170,9 +172,11 @@ class Trainer:
         and each rank's loss is weighted by its share of what the loss averages over (tokens or
         trajectories), so the averaged gradient is that of the ranks' minibatches taken together.
         """
-        with self.ranks.full_weights(self.model):  # every rank enters, with trajectories or without
+        with self.ranks.full_weights(self.trained):  # every rank enters, with trajectories or without
             prepared = self._prepare(RolloutBuffer(trajectories).to_batch(self.pad_token_id)) if trajectories else None
             batch = self.algo.compute_advantages(prepared) if prepared is not None else Batch()
+            if self.algo.whitens_advantages:
+                self._whiten_over_ranks(batch)
             counts = {"steps": 0, "skipped_steps": 0, "trained_trajectories": int(self.ranks.reduce(len(batch), "sum"))}
             if self.samples_elsewhere or self.cfg.algorithm.tis_cap is not None:
                 counts.update(self._correct_offpolicy(batch))
@@ -259,6 +263,14 @@ class Trainer:
         ids = torch.full((1, 2), self.pad_token_id, dtype=torch.long, device="cpu")
         return Batch(input_ids=ids, attention_mask=torch.ones_like(ids), loss_mask=torch.tensor([[0.0, 1.0]], device="cpu"))
 
+    def _whiten_over_ranks(self, batch: Batch) -> None:
+        """Advantages to mean 0 / std 1 over every rank's generated tokens; every rank joins the sums,
+        with trajectories or without."""
+        adv, mask = (batch.advantages, batch.loss_mask) if len(batch) else (torch.zeros(0), torch.zeros(0))
+        whitened = F.masked_whiten(adv, mask, total=lambda s: torch.tensor(self.ranks.reduce(float(s), "sum")))
+        if len(batch):
+            batch.advantages = whitened
+
     def _on_device(self, mb: Batch) -> Batch:
         """The minibatch's tensors on the model's device (the same tensors when already there)."""
         return mb.apply_values_transform(lambda value: value.to(self.device) if torch.is_tensor(value) else value)
@@ -289,7 +301,7 @@ class Trainer:
         measured = self.ranks.broadcast(cache.get(key) if cache is not None and key is not None else None)
         if measured is None:
             t0 = time.time()
-            with self.ranks.full_weights(self.model):
+            with self.ranks.full_weights(self.trained):
                 trajs = self.collector.collect(self.ranks.shard(tasks), tcfg.eval_episodes_per_task, seed)
             trajs = self.ranks.gather(trajs)
             report = summarize(trajs, difficulty_fn=self.difficulty_fn)
@@ -322,7 +334,7 @@ class Trainer:
         return {
             "next_iteration": self.iteration,
             "trainable": {n: weights[n].detach().clone() for n in names if n in weights},
-            "critic": self.critic.state_dict() if self.critic is not None else None,
+            "critic": self.ranks.full_state_dict(self.critic) if self.critic is not None else None,
             # a full-weights reference is the *initial* policy: a resumed run must not re-copy it
             "reference": self.reference.state_dict() if self.reference is not None else None,
             "optimizer": self._optimizer_state(),
@@ -337,23 +349,15 @@ class Trainer:
         if bool(state.get("sharded", False)) != self.ranks.sharded:
             raise ValueError(f"this run was trained with train.sharding={'fsdp2' if state.get('sharded') else 'none'}: "
                              "resume it with that")
-        if self.ranks.sharded:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-
-            set_model_state_dict(self.model, state["trainable"], options=StateDictOptions(full_state_dict=True, strict=False))
-        else:
-            named = dict(self.model.named_parameters())
-            with torch.no_grad():
-                for name, value in state["trainable"].items():
-                    named[name].copy_(value)
+        self.ranks.load_full_state_dict(self.model, state["trainable"], strict=False)
         if self.critic is not None and state.get("critic") is not None:
-            self.critic.load_state_dict(state["critic"])
+            self.ranks.load_full_state_dict(self.critic, state["critic"])
         if self.reference is not None and state.get("reference") is not None:
             self.reference.load_state_dict(state["reference"])
         if self.ranks.sharded:
             from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-            set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
+            set_optimizer_state_dict(self.trained, self.optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
         else:
             self.optimizer.load_state_dict(state["optimizer"])
         random.setstate(state["rng"]["python"])
@@ -367,21 +371,22 @@ class Trainer:
             return self.optimizer.state_dict()
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-        return get_optimizer_state_dict(self.model, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return get_optimizer_state_dict(self.trained, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
     def save_model(self, folder: Any) -> None:
         """The trained model for later use: the LoRA adapter, or all weights (plus the value head), and
         the policy settings and env it was trained with, so that `idagym eval` runs it as trained.
         Every rank calls it (sharded weights are gathered); rank 0 writes."""
         weights = self.ranks.full_state_dict(self.model) if self.ranks.sharded else None
+        critic = self.ranks.full_state_dict(self.critic) if self.critic is not None else None
         if not self.ranks.is_main:
             return
         save_model(self.model, self.collector.policy.tokenizer, folder, state_dict=weights)
         # the settings that decide the samples; a server address is the run's, not the policy's
         policy = {k: v for k, v in dataclasses.asdict(self.cfg.policy).items() if k != "vllm_url"}
         save_policy_settings(folder, policy, self.cfg.train.env, dict(self.cfg.collector.env_kwargs), dtype=self.cfg.model.dtype)
-        if self.critic is not None:
-            torch.save(self.critic.state_dict(), f"{folder}/value_head.pt")
+        if critic is not None:
+            torch.save(critic, f"{folder}/value_head.pt")
 
     # ---- the loop ---------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
@@ -427,7 +432,7 @@ class Trainer:
         tasks = self._iteration_tasks(it)
         t0 = time.time()
         # each rank collects whole groups: its share of the tasks, all K rollouts of each
-        with self.ranks.full_weights(self.model):
+        with self.ranks.full_weights(self.trained):
             trajs = self.train_source.collect(self.ranks.shard(tasks), self.cfg.collector.group_size, _seed_for(tcfg.seed, it, 0))
         t_collect = time.time() - t0
         for traj in trajs:

@@ -232,9 +232,6 @@ def validate(cfg: Config) -> None:
     if cfg.policy.backend == "vllm" and not cfg.model.lora:
         raise ConfigError("policy.backend=vllm hands the trainer's weights to the server as LoRA adapters: "
                           "set model.lora=true (full weights are not handed over)")
-    if cfg.train.sharding == "fsdp2" and ALGORITHMS[cfg.algorithm.name].needs_critic:
-        raise ConfigError(f"train.sharding=fsdp2 shards the policy alone, not {cfg.algorithm.name}'s value head: "
-                          "use train.sharding=none")
     if cfg.train.sharding == "fsdp2" and cfg.policy.backend == "vllm":
         raise ConfigError("train.sharding=fsdp2 with policy.backend=vllm is not supported yet: the adapter handed to "
                           "the server would have to be gathered first; use train.sharding=none")

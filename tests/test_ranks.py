@@ -21,10 +21,12 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "IDAGYM_COLLECTIVE_TIMEOUT_S": "60"
 
 
 @pytest.mark.parametrize(("mode", "sharding"), [("mixed", "none"), ("idle", "none"), ("mixed", "fsdp2"), ("idle", "fsdp2"),
-                                              ("lora", "fsdp2"), ("checkpointed", "fsdp2")])
+                                              ("lora", "fsdp2"), ("checkpointed", "fsdp2"), ("ppo", "none"),
+                                              ("ppo", "fsdp2")])
 def test_two_ranks_with_half_the_batch_each_make_the_update_of_one_rank_with_all_of_it(tmp_path, mode, sharding):
     # mixed: the ranks' trajectories generate different numbers of tokens; idle: one rank has nothing to learn;
-    # lora: SmolLM2-135M with an adapter; checkpointed: activations recomputed in the backward pass.
+    # lora: SmolLM2-135M with an adapter; checkpointed: activations recomputed in the backward pass;
+    # ppo: the policy and its value head (both sharded with fsdp2), then a checkpoint round trip.
     # fsdp2: the two ranks hold the weights sharded (the script checks it)
     script = str(ROOT / "tests" / "scripts" / "one_update.py")
     subprocess.run([sys.executable, script, str(tmp_path / "one.pt"), mode], check=True, env=ENV, timeout=300)

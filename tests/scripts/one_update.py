@@ -2,10 +2,13 @@
 rank 0 saves the updated weights and the step's (clipped) gradients to argv[1]. Each rank trains on
 its own whole groups (rank r: groups r, r + 2). argv[2]: 'mixed' (the ranks' trajectories generate
 different numbers of tokens), 'idle' (rank 1's groups are all ties: it has nothing to learn),
-'lora' (as mixed, on SmolLM2-135M with a LoRA adapter) or 'checkpointed' (as mixed, with activation
-checkpointing);
+'lora' (as mixed, on SmolLM2-135M with a LoRA adapter), 'checkpointed' (as mixed, with activation
+checkpointing) or 'ppo' (as mixed, PPO with its value head, whose weights and gradients are saved
+too; then a checkpoint round trip: a second update after restoring the checkpoint equals the one
+made without it);
 argv[3] (optional): train.sharding, none or fsdp2."""
 
+import copy
 import sys
 
 import torch
@@ -22,14 +25,15 @@ SHORT = ([0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0], [-1, -1, -1, 0, 0, -1, -1, 1, 1, -1,
 LONG = ([0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1], [-1, -1, -1, 0, 0, -1, -1, 1, 1, 1, 1])
 GROUPS = [0, 0, 1, 1, 2, 2, 3, 3]
 REWARDS = {"mixed": [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.5, 0.0], "idle": [1.0, 0.0, 1.0, 1.0, 0.0, 0.5, 0.0, 0.0]}
-REWARDS["lora"] = REWARDS["checkpointed"] = REWARDS["mixed"]
+REWARDS["lora"] = REWARDS["checkpointed"] = REWARDS["ppo"] = REWARDS["mixed"]
 MODEL = {"lora": ["model.name=smollm2-135m", "model.lora=true"],
-         "checkpointed": ["model.name=tiny", "model.lora=false", "model.gradient_checkpointing=true"]}
+         "checkpointed": ["model.name=tiny", "model.lora=false", "model.gradient_checkpointing=true"],
+         "ppo": ["model.name=tiny", "model.lora=false", "algorithm.name=ppo"]}
 
 
 def full(tensor: torch.Tensor) -> torch.Tensor:
-    """The whole tensor, gathered from the ranks' shards when FSDP2 holds it (every rank calls this)."""
-    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+    """A copy of the whole tensor, gathered from the ranks' shards when FSDP2 holds it (every rank calls this)."""
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor.clone()
 
 
 def main(out: str, mode: str, sharding: str) -> None:
@@ -50,9 +54,17 @@ def main(out: str, mode: str, sharding: str) -> None:
     mine = [t for t in trajs if t.group_id in ranks.shard(sorted(set(GROUPS)))]
     metrics = trainer.update(mine)
     assert metrics["steps"] == 1, metrics
-    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    trained = [(n, p) for n, p in trainer.trained.named_parameters() if p.requires_grad]
     assert all(isinstance(p, DTensor) for _, p in trained) == (sharding == "fsdp2"), "sharded as asked"
     weights, grads = {n: full(p.detach()) for n, p in trained}, {n: full(p.grad) for n, p in trained}
+    if mode == "ppo":  # the checkpoint holds what the next update needs: Adam's moments included
+        state = copy.deepcopy(ranks.broadcast(trainer.state_dict()))  # unsharded, it holds the live tensors
+        trainer.update(mine, iteration=1)
+        straight = {n: full(p.detach()) for n, p in trained}
+        trainer.load_state_dict(state)
+        trainer.update(mine, iteration=1)
+        for name, p in trained:
+            assert torch.equal(full(p.detach()), straight[name]), f"{name} differs after the checkpoint round trip"
     if ranks.is_main:
         torch.save({"weights": weights, "grads": grads}, out)
     ranks.close()
