@@ -90,8 +90,11 @@ class VLLMServer:
 
     def start(self, timeout_s: float = 600) -> VLLMServer:
         python = ensure_vllm_venv()
-        env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_CPU_KVCACHE_SPACE": "2",
-               "VLLM_CPU_OMP_THREADS_BIND": "auto", "VLLM_CONFIGURE_LOGGING": "1"}
+        # vLLM's own "auto" binding keeps one core of each engine for its scheduler, half the compute
+        # of a 2-core machine: bind the engine to every core this process may use unless told otherwise
+        cores = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+        env = {"VLLM_CPU_OMP_THREADS_BIND": cores, **os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+               "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CONFIGURE_LOGGING": "1"}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the server writes to it until stopped
         # the dist of the CPU build is named vllm-cpu, which breaks the `vllm serve` entry point
         self.proc = subprocess.Popen([str(python), "-m", "vllm.entrypoints.openai.api_server", *self.args],
