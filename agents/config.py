@@ -63,7 +63,8 @@ class PolicyConfig:
     seed: int = 0
     """Base seed of the per-trajectory random generators."""
     backend: str = "hf"
-    """What samples: 'hf' (the model in this process) or 'vllm' (a vLLM server; LoRA only)."""
+    """What samples: 'hf' (the model in this process) or 'vllm' (a vLLM server; LoRA adapters or, for
+    models without tied embeddings, whole weights handed over after every update)."""
     vllm_url: str | None = None
     """With backend=vllm: a running server of the same base model; None starts one for the run."""
 

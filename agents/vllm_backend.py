@@ -7,10 +7,12 @@ the sampling temperature) or already running at `policy.vllm_url`.
 
 `VLLMBackend` sends each episode's whole context as token ids to `/v1/completions` and takes the
 sampled ids back with their log-probs: nothing is re-tokenised, and the server's prefix cache
-spares re-encoding the earlier turns. Each episode's seed comes from its own generator. With
-LoRA, `load_weights` saves the trainer's adapter and loads it under a new name (the previous one
-is unloaded), so the rollouts of iteration t use exactly the adapter of iteration t. Full weights
-are not handed over: a model without LoRA is refused.
+spares re-encoding the earlier turns. Each episode's seed comes from its own generator.
+`load_weights` hands the trainer's weights over, so the rollouts of iteration t use exactly the
+weights of iteration t: with LoRA, the adapter is saved and loaded under a new name (the previous
+one is unloaded); without it, the whole weights are saved and the server reloads them in place
+(its `reload_weights` through the dev route `/collective_rpc`), then drops its prefix cache, whose
+keys and values the old weights computed.
 """
 
 from __future__ import annotations
@@ -58,13 +60,24 @@ def ensure_vllm_venv(python: str = "python3.11") -> Path:
 
 
 def served_folder(model: torch.nn.Module) -> str:
-    """The folder of the base weights the server loads (for LoRA, the adapter's base model)."""
+    """The folder of the base weights the server loads (for LoRA, the adapter's base model), once
+    checked that the trainer's weights can be handed over."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     folder = getattr(base, "name_or_path", "") or ""
     if not folder or not Path(folder, "config.json").exists():
         raise ValueError("policy.backend=vllm serves a model from a folder of weights; "
                          f"{folder or 'a model built in code (tiny)'} is not one: use e.g. model.name=smollm2-135m")
+    check_handover(model)
     return folder
+
+
+def check_handover(model: torch.nn.Module) -> None:
+    """Refuse whole weights that the server would reload wrongly: vLLM's in-place reload replaces
+    tied input embeddings but leaves the output layer that shares them with the old values."""
+    if not hasattr(model, "peft_config") and getattr(model.config, "tie_word_embeddings", False):
+        raise ValueError(f"{model.name_or_path or 'this model'} ties its input and output embeddings, which vLLM "
+                         "cannot reload in place: set model.lora=true (adapters are handed over), or train a model "
+                         "without tied embeddings")
 
 
 def _die_with_parent() -> None:
@@ -94,7 +107,7 @@ class VLLMServer:
         # of a 2-core machine: bind the engine to every core this process may use unless told otherwise
         cores = ",".join(map(str, sorted(os.sched_getaffinity(0))))
         env = {"VLLM_CPU_OMP_THREADS_BIND": cores, **os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
-               "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CONFIGURE_LOGGING": "1"}
+               "VLLM_SERVER_DEV_MODE": "1", "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CONFIGURE_LOGGING": "1"}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the server writes to it until stopped
         # the dist of the CPU build is named vllm-cpu, which breaks the `vllm serve` entry point
         self.proc = subprocess.Popen([str(python), "-m", "vllm.entrypoints.openai.api_server", *self.args],
@@ -139,7 +152,7 @@ class VLLMBackend:
         self.client = httpx.Client(timeout=timeout_s)
         self.model_name = "base"  # the adapter in use once one is loaded
         self._version, self.run_tag = 0, uuid.uuid4().hex[:8]
-        self._adapter_dir: str | None = None
+        self._weights_dir: str | None = None
         self.stats = {"tokens_encoded": 0, "tokens_generated": 0, "forward_calls": 0, "cached_tokens": 0}
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -182,18 +195,29 @@ class VLLMBackend:
         pass  # the server's prefix cache evicts by itself
 
     def load_weights(self, model: torch.nn.Module) -> None:
-        """Hand the trainer's current LoRA adapter to the server under a new name."""
-        if not hasattr(model, "peft_config"):
-            raise ValueError("policy.backend=vllm hands over LoRA adapters only: set model.lora=true")
+        """Hand the trainer's current weights to the server: a LoRA adapter under a new name, or the
+        whole weights, reloaded in place."""
+        check_handover(model)
         shm = Path("/dev/shm")
-        folder = tempfile.mkdtemp(prefix="idagym-lora-", dir=shm if shm.is_dir() else None)
+        folder = tempfile.mkdtemp(prefix="idagym-weights-", dir=shm if shm.is_dir() else None)
         model.save_pretrained(folder)
-        self._version += 1
-        name = f"policy-{self.run_tag}-{self._version}"  # unique: several runs may share a server
-        self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": folder})
-        old, old_dir = self.model_name, self._adapter_dir
-        self.model_name, self._adapter_dir = name, folder
-        if old != "base":
+        old, old_dir = self.model_name, self._weights_dir
+        if hasattr(model, "peft_config"):
+            self._version += 1
+            name = f"policy-{self.run_tag}-{self._version}"  # unique: several runs may share a server
+            self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": folder})
+            self.model_name = name
+        else:
+            try:
+                self._post("/collective_rpc", {"method": "reload_weights", "kwargs": {"weights_path": folder}})
+            except BackendError as err:
+                if "HTTP 404" not in str(err):
+                    raise
+                raise BackendError(f"the vLLM server at {self.url} cannot reload weights: start it with "
+                                   "VLLM_SERVER_DEV_MODE=1 (idagym vllm serve does), or set model.lora=true") from None
+            self._post("/reset_prefix_cache", {})
+        self._weights_dir = folder
+        if old not in ("base", self.model_name):
             self._post("/v1/unload_lora_adapter", {"lora_name": old})
         if old_dir:
             shutil.rmtree(old_dir, ignore_errors=True)
@@ -205,8 +229,8 @@ class VLLMBackend:
             except BackendError:
                 pass  # the server is gone already
         self.client.close()
-        if self._adapter_dir:
-            shutil.rmtree(self._adapter_dir, ignore_errors=True)
+        if self._weights_dir:
+            shutil.rmtree(self._weights_dir, ignore_errors=True)
         if self.server is not None:
             self.server.stop()
 

@@ -229,11 +229,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key} must be >= 0, got {_get(cfg, key)}")
     if cfg.algorithm.tis_cap is not None and not cfg.algorithm.tis_cap > 0:
         raise ConfigError(f"algorithm.tis_cap must be > 0 (or null: off), got {cfg.algorithm.tis_cap}")
-    if cfg.policy.backend == "vllm" and not cfg.model.lora:
-        raise ConfigError("policy.backend=vllm hands the trainer's weights to the server as LoRA adapters: "
-                          "set model.lora=true (full weights are not handed over)")
     if cfg.train.sharding == "fsdp2" and cfg.policy.backend == "vllm":
-        raise ConfigError("train.sharding=fsdp2 with policy.backend=vllm is not supported yet: the adapter handed to "
+        raise ConfigError("train.sharding=fsdp2 with policy.backend=vllm is not supported yet: the weights handed to "
                           "the server would have to be gathered first; use train.sharding=none")
     if cfg.policy.top_p < 1:
         raise ConfigError(f"policy.top_p={cfg.policy.top_p} cannot be trained with: behaviour log-probs are of the "

