@@ -266,8 +266,9 @@ class Trainer:
     def _whiten_over_ranks(self, batch: Batch) -> None:
         """Advantages to mean 0 / std 1 over every rank's generated tokens; every rank joins the sums,
         with trajectories or without."""
-        adv, mask = (batch.advantages, batch.loss_mask) if len(batch) else (torch.zeros(0), torch.zeros(0))
-        whitened = F.masked_whiten(adv, mask, total=lambda s: torch.tensor(self.ranks.reduce(float(s), "sum")))
+        empty = torch.zeros(0, device="cpu")
+        adv, mask = (batch.advantages, batch.loss_mask) if len(batch) else (empty, empty)
+        whitened = F.masked_whiten(adv, mask, total=lambda s: torch.tensor(self.ranks.reduce(float(s), "sum"), device=s.device))
         if len(batch):
             batch.advantages = whitened
 
