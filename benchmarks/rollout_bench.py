@@ -111,12 +111,12 @@ def collector_tok_s(model, tok, backend, batch: int, max_new: int, seed: int) ->
 def vllm_against_ours(model_name: str, batch: int, max_new: int, repeats: int) -> None:
     from idagym.agents.backends import TransformersBackend
     from idagym.agents.models import add_lora
-    from idagym.agents.vllm_backend import VLLMBackend, VLLMServer, served_folder
+    from idagym.agents.vllm_backend import VLLMBackend, VLLMServer
 
     model, tok = load_model_and_tokenizer(ModelConfig(name=model_name))
     print(f"\n## vLLM server vs our sampler: {model_name}, batch {batch}, up to {max_new} new tokens, median of {repeats}")
     print("| LoRA | ours tok/s | vLLM tok/s | vLLM / ours |\n|---|---|---|---|")
-    with VLLMServer(served_folder(model), max_model_len=2048, max_lora_rank=16) as server:
+    with VLLMServer(model.name_or_path, max_model_len=2048, max_lora_rank=16) as server:  # the base weights, as loaded
         for lora in (False, True):
             if lora:  # an adapter as after some training: B no longer zero
                 model = add_lora(model, ModelConfig(name=model_name, lora=True))
