@@ -212,7 +212,7 @@ class Trainer:
                     loss = out.logprobs.sum() * 0.0 + (out.values.sum() * 0.0 if out.values is not None else 0.0)
                 (loss * share).backward()
                 clip = self.cfg.train.grad_clip or math.inf
-                grad_norm = nn.utils.clip_grad_norm_(self._all_params(), clip)
+                grad_norm = nn.utils.clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]], clip)
                 self.optimizer.step()
                 counts["steps"] += 1
                 kl = F.approx_kl(out.logprobs.detach(), mb.old_logprobs, mb.loss_mask).item() if learns else 0.0
@@ -275,9 +275,6 @@ class Trainer:
     def _on_device(self, mb: Batch) -> Batch:
         """The minibatch's tensors on the model's device (the same tensors when already there)."""
         return mb.apply_values_transform(lambda value: value.to(self.device) if torch.is_tensor(value) else value)
-
-    def _all_params(self) -> list[nn.Parameter]:
-        return self.params + (list(self.critic.parameters()) if self.critic is not None else [])
 
     # ---- evaluation -------------------------------------------------------------------------------
     def evaluate(self, completed: int, phase: str) -> dict[str, Any] | None:
